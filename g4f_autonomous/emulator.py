@@ -1,0 +1,354 @@
+"""A local emulator of the Autonomous AI upstream, for tests, the demo and benchmarks.
+
+A real ``aiohttp.web`` server on loopback that speaks the protocol the
+provider speaks (see ``wire.py``), strict about requests like a real server,
+with deterministic answers and fault injection.
+
+Answers are derived from the request, so a test can know the exact text:
+``answer_text(agent, messages)`` is ``"<agent> heard: <last user text>"``,
+plus ``" [N image(s)]"`` when the last user message carries images. It is
+streamed one word (with its trailing space) per delta.
+
+Faults are a :class:`Fault`, chosen per server (``emulator.fault``), for the
+next requests (``emulator.next_faults``) or per request with the header
+``x-emulator-fault`` holding the Fault's fields as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .wire import ENDPOINTS
+
+BASE_PATH = "/api/v1/ai"
+FAULT_HEADER = "x-emulator-fault"
+
+CLOUDFLARE_PAGE = (
+    "<!DOCTYPE html><html lang=\"en-US\"><head><title>Just a moment...</title></head>"
+    "<body><div id=\"cf-please-wait\">Checking your browser before accessing the site.</div>"
+    "<script src=\"https://challenges.cloudflare.com/turnstile/v0/api.js\"></script></body></html>"
+)
+PLAIN_HTML_PAGE = "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Bad gateway</h1></body></html>"
+
+
+@dataclass
+class Fault:
+    """What to do wrong (or how to answer) for one request. The default answers well."""
+
+    status: int = 200  # a non-200 status answers with ``body`` (or a JSON error)
+    body: str | None = None  # raw body for a failing status
+    content_type: str = "application/json"  # of ``body``
+    cloudflare: bool = False  # answer a Cloudflare challenge page with ``status`` (403 or 200)
+    garbage: bool = False  # 200 with a body that is neither an event stream nor JSON
+    first_byte_delay: float = 0.0  # seconds before the response headers
+    stall_after: int | None = None  # deltas sent before stalling ...
+    stall_seconds: float = 0.0  # ... for this long
+    drop_after: int | None = None  # deltas sent before the connection is cut
+    malformed_every: int = 0  # a non-JSON data line after every N-th delta
+    huge_event_bytes: int = 0  # one extra delta of this many characters first
+    chunk_size: int = 0  # write the body in pieces of this many bytes (0: whole events)
+    deltas: int | None = None  # answer with this many "tok " deltas instead of the echo
+    stream_error: str | None = None  # after the first delta, send data: {"error": {...}}
+    no_done: bool = False  # end cleanly without finish reason, usage and [DONE]
+    legacy_finish: bool = False  # finish_reason at the top level, as older servers did
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    messages: list[dict[str, Any]]
+
+
+@dataclass
+class Emulator:
+    """The upstream. ``await start()`` binds 127.0.0.1 on a free port unless told otherwise."""
+
+    fault: Fault = field(default_factory=Fault)
+    next_faults: deque = field(default_factory=deque)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    disconnects: int = 0  # streams whose client went away before the end
+    open_streams: int = 0
+    base_url: str = ""
+    _runner: web.AppRunner | None = None
+    _event_cache: dict[int, bytes] = field(default_factory=dict)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        for path in sorted(set(ENDPOINTS.values())):
+            app.router.add_post(BASE_PATH + path, self._chat)
+        app.router.add_get(BASE_PATH, self._health)
+        app.router.add_get(BASE_PATH + "/", self._health)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound_port = site._server.sockets[0].getsockname()[1]
+        shown_host = f"[{host}]" if ":" in host else host
+        self.base_url = f"http://{shown_host}:{bound_port}{BASE_PATH}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> "Emulator":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- handlers -------------------------------------------------------
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"service": "autonomous-ai-emulator", "models": list(ENDPOINTS)})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        fault = self._fault_for(request)
+        if isinstance(fault, web.Response):
+            return fault
+        try:
+            body, messages = parse_request(request.path[len(BASE_PATH):], await request.read())
+        except BadRequest as error:
+            return _json_error(400, str(error))
+        self.requests.append(RecordedRequest(request.path, dict(request.headers), body, messages))
+
+        if fault.first_byte_delay:
+            await asyncio.sleep(fault.first_byte_delay)
+        if fault.cloudflare:
+            return web.Response(status=fault.status, text=CLOUDFLARE_PAGE, content_type="text/html")
+        if fault.status != 200:
+            if fault.body is None:
+                return _json_error(fault.status, f"emulated failure {fault.status}")
+            return web.Response(status=fault.status, text=fault.body, content_type=fault.content_type)
+        if fault.garbage:
+            return web.Response(text="this is not an event stream\nnor JSON\n", content_type="text/plain")
+
+        deltas = self._deltas(body["aiAgent"], messages, fault)
+        if not body["stream"]:
+            return web.json_response(_whole_answer("".join(deltas), messages, len(deltas)))
+        return await self._stream(request, fault, deltas, messages)
+
+    async def _stream(self, request: web.Request, fault: Fault, deltas: list[str], messages: list) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
+        await response.prepare(request)
+        self.open_streams += 1
+        try:
+            if fault.deltas is not None and not _needs_per_delta_control(fault):
+                await self._write(response, self._bulk_events(fault.deltas), fault.chunk_size)
+                await self._write(response, _closing_events(fault, messages, fault.deltas), fault.chunk_size)
+            else:
+                for index, delta in enumerate(deltas):
+                    if fault.drop_after is not None and index == fault.drop_after:
+                        request.transport.close()  # sent data is flushed, then the socket closes
+                        return response
+                    if fault.stall_after is not None and index == fault.stall_after:
+                        await _sleep_unless_gone(request, fault.stall_seconds)
+                    await self._write(response, _event(delta), fault.chunk_size)
+                    if fault.stream_error and index == 0:
+                        error = {"error": {"message": fault.stream_error, "type": "server_error"}}
+                        await self._write(response, b"data: " + json.dumps(error).encode() + b"\n\n", 0)
+                        return response
+                    if fault.malformed_every and (index + 1) % fault.malformed_every == 0:
+                        await self._write(response, b"data: {not json at all\n\n", fault.chunk_size)
+                if not fault.no_done:
+                    await self._write(response, _closing_events(fault, messages, len(deltas)), fault.chunk_size)
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.disconnects += 1
+            raise
+        finally:
+            self.open_streams -= 1
+        return response
+
+    async def _write(self, response: web.StreamResponse, data: bytes, chunk_size: int) -> None:
+        if chunk_size <= 0:
+            await response.write(data)
+            return
+        for start in range(0, len(data), chunk_size):
+            await response.write(data[start:start + chunk_size])
+
+    def _fault_for(self, request: web.Request) -> Fault | web.Response:
+        header = request.headers.get(FAULT_HEADER)
+        if header:
+            try:
+                return Fault(**json.loads(header))
+            except (ValueError, TypeError) as error:
+                return _json_error(400, f"bad {FAULT_HEADER} header: {error}")
+        if self.next_faults:
+            return self.next_faults.popleft()
+        return self.fault
+
+    def _deltas(self, agent: str, messages: list, fault: Fault) -> list[str]:
+        if fault.deltas is not None:
+            deltas = ["tok "] * fault.deltas
+        else:
+            deltas = split_deltas(answer_text(agent, messages))
+        if fault.huge_event_bytes:
+            deltas = ["x" * fault.huge_event_bytes] + deltas
+        return deltas
+
+    def _bulk_events(self, count: int) -> bytes:
+        """Pre-encoded events, so a benchmark measures the client, not this server."""
+        if count not in self._event_cache:
+            self._event_cache[count] = _event("tok ") * count
+        return self._event_cache[count]
+
+
+def _needs_per_delta_control(fault: Fault) -> bool:
+    return any((fault.drop_after is not None, fault.stall_after is not None, fault.stream_error,
+                fault.malformed_every, fault.huge_event_bytes))
+
+
+async def _sleep_unless_gone(request: web.Request, seconds: float) -> None:
+    """Stall, but notice a client that hangs up meanwhile."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("client went away during the stall")
+        await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+
+
+# --- the protocol, pure -----------------------------------------------------
+
+class BadRequest(ValueError):
+    """A request a strict upstream answers with 400."""
+
+
+def parse_request(path: str, raw: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Check a request body against the endpoint; return it and its decoded messages."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise BadRequest("body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    for name, kind in (("messages", str), ("threadId", str), ("stream", bool), ("aiAgent", str)):
+        if name not in body:
+            raise BadRequest(f"missing field {name!r}")
+        if not isinstance(body[name], kind):
+            raise BadRequest(f"field {name!r} must be {kind.__name__}")
+    if ENDPOINTS.get(body["aiAgent"]) != path:
+        raise BadRequest(f"aiAgent {body['aiAgent']!r} is not served at {path}")
+    try:
+        decoded = base64.b64decode(body["messages"], validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("messages is not valid base64") from None
+    try:
+        messages = json.loads(decoded.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("messages is not base64 of UTF-8 JSON") from None
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages must be a non-empty list")
+    for message in messages:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise BadRequest("each message needs a role")
+        if not isinstance(message.get("content"), (str, list)):
+            raise BadRequest("each message needs a content string or list")
+    return body, messages
+
+
+def last_user_text(messages: list[dict[str, Any]]) -> tuple[str, int]:
+    """The text and the number of images of the last user message."""
+    for message in reversed(messages):
+        if message.get("role") != "user":
+            continue
+        content = message["content"]
+        if isinstance(content, str):
+            return content, 0
+        texts = [part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"]
+        images = sum(1 for part in content if isinstance(part, dict) and part.get("type") == "image_url")
+        return " ".join(texts), images
+    return "", 0
+
+
+def answer_text(agent: str, messages: list[dict[str, Any]]) -> str:
+    """The emulator's deterministic answer."""
+    text, images = last_user_text(messages)
+    answer = f"{agent} heard: {text}"
+    if images:
+        answer += f" [{images} image{'s' if images > 1 else ''}]"
+    return answer
+
+
+def split_deltas(text: str) -> list[str]:
+    """One word with its following space per delta; joining them gives the text back."""
+    deltas, start = [], 0
+    while start < len(text):
+        end = text.find(" ", start)
+        end = len(text) if end == -1 else end + 1
+        deltas.append(text[start:end])
+        start = end
+    return deltas
+
+
+def usage_for(messages: list[dict[str, Any]], completion_tokens: int) -> dict[str, int]:
+    prompt = sum(len(str(m.get("content", "")).split()) for m in messages)
+    return {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": prompt + completion_tokens}
+
+
+def _chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-emulator",
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+
+
+def _event(text: str) -> bytes:
+    return b"data: " + json.dumps(_chunk({"content": text}), ensure_ascii=False).encode("utf-8") + b"\n\n"
+
+
+def _closing_events(fault: Fault, messages: list, completion_tokens: int) -> bytes:
+    if fault.legacy_finish:
+        finish = {"id": "chatcmpl-emulator", "object": "chat.completion.chunk",
+                  "choices": [{"index": 0, "delta": {}}], "finish_reason": "stop"}
+    else:
+        finish = _chunk({}, "stop")
+    usage = {"id": "chatcmpl-emulator", "object": "chat.completion.chunk", "choices": [],
+             "usage": usage_for(messages, completion_tokens)}
+    return b"".join(b"data: " + json.dumps(item).encode() + b"\n\n" for item in (finish, usage)) + b"data: [DONE]\n\n"
+
+
+def _whole_answer(text: str, messages: list, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-emulator",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": usage_for(messages, completion_tokens),
+    }
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": {"message": message, "code": status}}, status=status)
+
+
+async def serve_forever(host: str = "127.0.0.1", port: int = 0, fault: Fault | None = None) -> None:
+    """Run until cancelled, printing the base URL first (the ``serve`` command)."""
+    emulator = Emulator(fault=fault or Fault())
+    base_url = await emulator.start(host, port)
+    print(base_url, flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await emulator.stop()
+
+
+__all__ = ["Emulator", "Fault", "RecordedRequest", "answer_text", "split_deltas", "parse_request",
+           "BadRequest", "serve_forever", "BASE_PATH", "FAULT_HEADER"]

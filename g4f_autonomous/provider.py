@@ -1,0 +1,287 @@
+"""The AutonomousAI provider: g4f's declaration, then the request, then the answer loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from typing import Any, AsyncIterator, Mapping
+
+import aiohttp
+from g4f import debug
+from g4f.errors import ModelNotFoundError, ResponseError
+from g4f.errors import TimeoutError as G4FTimeoutError
+from g4f.providers.base_provider import AsyncGeneratorProvider, ProviderModelMixin
+from g4f.providers.response import FinishReason, JsonConversation, Usage
+
+from . import wire
+from .session import pooled_session
+from .sse import SSEDecoder, SSEError
+
+WORKING_ENV = "G4F_AUTONOMOUS_WORKING"
+DEFAULT_TIMEOUT = 120.0
+READ_SIZE = 2**16
+
+
+def _working_from_env() -> bool:
+    return os.environ.get(WORKING_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
+    label = "Autonomous AI"
+    url = "https://www.autonomous.ai/anon/"
+    api_endpoint = wire.DEFAULT_BASE_URL
+    working = _working_from_env()
+    active_by_default = True
+    needs_auth = False
+    supports_stream = True
+    supports_system_message = True
+    supports_message_history = True
+
+    default_model = "llama"
+    default_vision_model = "vision"
+    models = list(wire.ENDPOINTS)
+    model_aliases = dict(wire.MODEL_ALIASES)
+    vision_models = [default_vision_model]
+
+    @classmethod
+    def get_model(cls, model: str, **kwargs: Any) -> str:
+        """g4f's resolution (empty → default, alias → model), but strict at the end."""
+        if model is not None and not isinstance(model, str):
+            raise ModelNotFoundError(f"AutonomousAI: model must be a string such as 'llama', got {type(model).__name__}")
+        resolved = super().get_model(model, **kwargs)
+        if resolved not in cls.models:
+            aliases = ", ".join(f"{alias} → {name}" for alias, name in wire.MODEL_ALIASES.items())
+            raise ModelNotFoundError(
+                f"AutonomousAI has no model {model!r}. Models: {', '.join(cls.models)}. Aliases: {aliases}"
+            )
+        return resolved
+
+    @classmethod
+    async def create_async_generator(
+        cls,
+        model: str,
+        messages: list[dict[str, Any]],
+        proxy: str | None = None,
+        timeout: float | None = None,
+        media: list | None = None,
+        base_url: str | None = None,
+        stream: bool = True,
+        conversation: JsonConversation | Mapping[str, Any] | None = None,
+        return_conversation: bool = False,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[Any]:
+        # Everything that can be wrong with the input is refused before any I/O.
+        model = cls.get_model(model)
+        wire_messages = wire.check_messages(messages)
+        if media:
+            if model not in cls.vision_models:
+                debug.log(f"AutonomousAI: {model} cannot see images, using {cls.default_vision_model}")
+                model = cls.default_vision_model
+            wire_messages = wire.attach_images(wire_messages, _media_urls(media))
+        endpoint = wire.endpoint_url(wire.resolve_base_url(base_url), model)
+        shown_endpoint = wire.redact_url(endpoint)
+        proxy = wire.check_proxy(proxy)
+        request_headers = wire.build_headers(headers)
+        client_timeout = _client_timeout(timeout)
+        thread_id = _thread_id(conversation) or str(uuid.uuid4())
+        body = wire.build_body(model, wire_messages, thread_id, bool(stream))
+
+        session = await pooled_session()
+        try:
+            response = await session.post(
+                endpoint, data=body, headers=request_headers, proxy=proxy, timeout=client_timeout
+            )
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as error:
+            raise G4FTimeoutError(f"{shown_endpoint}: no answer within {client_timeout.sock_read:g} s") from error
+        except aiohttp.ClientError as error:
+            raise ResponseError(f"cannot reach {shown_endpoint}: {_cause(error)}") from error
+
+        finished = False
+        try:
+            async for item in _read_answer(response, shown_endpoint, bool(stream), client_timeout):
+                yield item
+            finished = True
+        finally:
+            # An early stop (break, aclose, cancel) must drop the connection at
+            # once: the rest of the body is unread, so it cannot be reused.
+            if finished:
+                response.release()
+            else:
+                response.close()
+        if return_conversation:
+            yield JsonConversation(thread_id=thread_id)
+
+    @classmethod
+    async def get_health(cls, api_key: str | None = None, base_url: str | None = None, **kwargs: Any) -> dict:
+        """A cheap GET of the base URL; reports reachability and never raises."""
+        url = wire.resolve_base_url(base_url)
+        result: dict[str, Any] = {"url": wire.redact_url(url), "status": 0, "ok": False}
+        try:
+            session = await pooled_session()
+            async with session.get(
+                url, headers=wire.build_headers(), timeout=aiohttp.ClientTimeout(total=10)
+            ) as response:
+                text = await response.text(errors="replace")
+                result["status"] = response.status
+                challenged = wire.is_cloudflare_challenge(text)
+                result["ok"] = response.status < 500 and not challenged
+                if challenged:
+                    result["error"] = "Cloudflare challenge page"
+                elif response.status >= 500:
+                    result["error"] = f"HTTP {response.status}"
+        except Exception as error:  # a health probe reports, it does not raise
+            result["error"] = _cause(error)
+        return result
+
+
+async def _read_answer(
+    response: aiohttp.ClientResponse, endpoint: str, stream: bool, timeout: aiohttp.ClientTimeout
+) -> AsyncIterator[Any]:
+    content_type = response.headers.get("content-type", "").lower()
+    answer = _Answer(endpoint)
+    if response.status >= 300 or not content_type.startswith("text/event-stream"):
+        body = await _read_text(response, endpoint, timeout)
+        if response.status >= 300 or wire.looks_like_html(content_type, body):
+            raise wire.http_failure(response.status, content_type, body, endpoint)
+        text = answer.take_body(body)
+        if text:
+            yield text
+    else:
+        held: list[str] = []  # stream=False: one piece at the end
+        decoder = SSEDecoder()
+        try:
+            async for block in response.content.iter_chunked(READ_SIZE):
+                for text in answer.take(decoder.feed(block)):
+                    if stream:
+                        yield text
+                    else:
+                        held.append(text)
+                if answer.done:
+                    break
+            else:
+                held.extend(answer.take(decoder.close()))
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as error:
+            raise G4FTimeoutError(
+                f"{endpoint}: stream stalled for {timeout.sock_read:g} s after {answer.deltas} deltas"
+            ) from error
+        except aiohttp.ClientError as error:
+            raise ResponseError(f"{endpoint}: stream broke after {answer.deltas} deltas: {_cause(error)}") from error
+        except SSEError as error:
+            raise ResponseError(f"{endpoint}: {error}") from error
+        if held:
+            yield "".join(held)
+    if answer.finish_reason:
+        yield FinishReason(answer.finish_reason)
+    if answer.usage:
+        yield Usage(**answer.usage)
+
+
+class _Answer:
+    """What has been read of one answer so far: the end marker, finish reason, usage."""
+
+    __slots__ = ("endpoint", "done", "deltas", "finish_reason", "usage")
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.done = False
+        self.deltas = 0
+        self.finish_reason: str | None = None
+        self.usage: dict | None = None
+
+    def take(self, events: list) -> list[str]:
+        """The text deltas of these events, up to ``[DONE]``."""
+        texts = []
+        for event in events:
+            if self.done:
+                break
+            if event.data == "[DONE]":
+                self.done = True
+                break
+            chunk = self._parse(event.data)
+            if chunk is not None and chunk.text:
+                texts.append(chunk.text)
+        self.deltas += len(texts)
+        return texts
+
+    def take_body(self, body: str) -> str:
+        """A body not declared an event stream: one JSON object, or events after all."""
+        if body.lstrip().startswith("{"):
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                raise ResponseError(f"{self.endpoint}: answer is not valid JSON: {wire.excerpt(body)}") from None
+            chunk = self._record(wire.read_chunk(payload, self.endpoint))
+            return chunk.text
+        decoder = SSEDecoder()
+        events = decoder.feed(body.encode("utf-8")) + decoder.close()
+        if not events:
+            raise ResponseError(
+                f"{self.endpoint}: answer is neither an event stream nor JSON: {wire.excerpt(body)}"
+            )
+        return "".join(self.take(events))
+
+    def _parse(self, data: str) -> wire.Chunk | None:
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            # Seen upstream: stray non-JSON lines between good events. Skip them,
+            # and log only the size: the line may quote the user's message.
+            debug.log(f"AutonomousAI: skipped a malformed event of {len(data)} characters from {self.endpoint}")
+            return None
+        return self._record(wire.read_chunk(payload, self.endpoint))
+
+    def _record(self, chunk: wire.Chunk) -> wire.Chunk:
+        self.finish_reason = chunk.finish_reason or self.finish_reason
+        self.usage = chunk.usage or self.usage
+        return chunk
+
+
+async def _read_text(response: aiohttp.ClientResponse, endpoint: str, timeout: aiohttp.ClientTimeout) -> str:
+    try:
+        return await response.text(errors="replace")
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as error:
+        raise G4FTimeoutError(f"{endpoint}: body stalled for {timeout.sock_read:g} s") from error
+    except aiohttp.ClientError as error:
+        raise ResponseError(f"{endpoint}: body broke off: {_cause(error)}") from error
+
+
+def _client_timeout(timeout: Any) -> aiohttp.ClientTimeout:
+    """``timeout`` bounds connecting, the wait for the answer and each gap between events."""
+    if timeout is None or timeout == 0:
+        seconds = DEFAULT_TIMEOUT
+    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+        seconds = float(timeout)
+    else:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+
+
+def _thread_id(conversation: Any) -> str | None:
+    if conversation is None:
+        return None
+    if isinstance(conversation, Mapping):
+        thread_id = conversation.get("thread_id")
+    else:
+        thread_id = getattr(conversation, "thread_id", None)
+    return thread_id if isinstance(thread_id, str) and thread_id else None
+
+
+def _media_urls(media: list) -> list[str]:
+    from g4f.image import to_data_uri
+
+    urls = []
+    for item in media:
+        data, filename = item if isinstance(item, (tuple, list)) else (item, None)
+        urls.append(to_data_uri(data, filename))
+    return urls
+
+
+def _cause(error: BaseException) -> str:
+    """A short cause without URLs that could carry credentials."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return f"{type(error).__name__}: {error.os_error.strerror or error.os_error}"
+    text = str(error) or type(error).__name__
+    return f"{type(error).__name__}: {wire.excerpt(text)}" if text != type(error).__name__ else text

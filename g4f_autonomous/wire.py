@@ -1,0 +1,281 @@
+"""The Autonomous AI wire format, as pure functions.
+
+Everything that translates between g4f's world (messages, media, model names,
+errors) and the upstream's JSON lives here, with no I/O, so that tests can
+check each rule without a server and the provider only moves bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit
+
+from g4f.errors import CloudflareError, RateLimitError, ResponseError, ResponseStatusError
+
+DEFAULT_BASE_URL = "https://chatgpt.autonomous.ai/api/v1/ai"
+BASE_URL_ENV = "G4F_AUTONOMOUS_BASE_URL"
+
+# Upstream model ("aiAgent") -> path below the base URL.
+ENDPOINTS: dict[str, str] = {
+    "llama": "/chat",
+    "qwen_coder": "/chat",
+    "hermes": "/chat-hermes",
+    "vision": "/chat-vision",
+    "summary": "/summary",
+}
+
+# Public model names -> upstream model.
+MODEL_ALIASES: dict[str, str] = {
+    "llama-3.3-70b": "llama",
+    "qwen-2.5-coder-32b": "qwen_coder",
+    "hermes-3": "hermes",
+    "llama-3.2-90b": "vision",
+    "llama-3.2-70b": "summary",
+}
+
+# The upstream is a browser app; it is only ever called the way a browser calls it.
+BROWSER_HEADERS: dict[str, str] = {
+    "accept": "*/*",
+    "accept-language": "en-US,en;q=0.9",
+    "content-type": "application/json",
+    "country-code": "US",
+    "origin": "https://www.autonomous.ai",
+    "referer": "https://www.autonomous.ai/",
+    "time-zone": "America/New_York",
+    "user-agent": (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+    ),
+}
+
+# How much of an upstream body an error message may quote.
+BODY_EXCERPT = 200
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+# --- request side -----------------------------------------------------------
+
+def check_messages(messages: Any) -> list[dict[str, Any]]:
+    """Validate g4f messages and return the upstream's view: role and content only.
+
+    Raises ValueError naming the first problem, before any network I/O.
+    """
+    if not isinstance(messages, list):
+        raise ValueError(f"messages must be a list of {{'role': ..., 'content': ...}} dicts, got {type(messages).__name__}")
+    if not messages:
+        raise ValueError("messages is empty: send at least one {'role': 'user', 'content': '...'} message")
+    checked = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise ValueError(f"messages[{index}] must be a dict with 'role' and 'content', got {type(message).__name__}")
+        role = message.get("role")
+        if not isinstance(role, str) or not role:
+            raise ValueError(f"messages[{index}] has no 'role': use 'system', 'user' or 'assistant'")
+        content = message.get("content")
+        if isinstance(content, str):
+            pass
+        elif isinstance(content, list):
+            for part_index, part in enumerate(content):
+                if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+                    raise ValueError(
+                        f"messages[{index}].content[{part_index}] must be a dict with a 'type', "
+                        "like {'type': 'text', 'text': '...'}"
+                    )
+        else:
+            raise ValueError(
+                f"messages[{index}].content must be a string or a list of content parts, "
+                f"got {type(content).__name__}"
+            )
+        checked.append({"role": role, "content": content})
+    return checked
+
+
+def attach_images(messages: list[dict[str, Any]], image_urls: Iterable[str]) -> list[dict[str, Any]]:
+    """Put images as OpenAI ``image_url`` parts into the last user message."""
+    parts = [{"type": "image_url", "image_url": {"url": url}} for url in image_urls]
+    if not parts:
+        return messages
+    messages = list(messages)
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index]["role"] == "user":
+            break
+    else:
+        messages.append({"role": "user", "content": ""})
+        index = len(messages) - 1
+    content = messages[index]["content"]
+    text_parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    messages[index] = {"role": "user", "content": text_parts + parts}
+    return messages
+
+
+def encode_messages(messages: list[dict[str, Any]]) -> str:
+    """Base64 of the UTF-8 JSON of the messages, as the upstream expects."""
+    raw = json.dumps(messages, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return base64.b64encode(raw).decode("ascii")
+
+
+def build_body(model: str, messages: list[dict[str, Any]], thread_id: str, stream: bool) -> bytes:
+    """The JSON request body, for both stream modes."""
+    body = {"messages": encode_messages(messages), "threadId": thread_id, "stream": stream, "aiAgent": model}
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+def build_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Browser headers, with the caller's overrides; CR/LF anywhere is refused."""
+    headers = dict(BROWSER_HEADERS)
+    for name, value in (extra or {}).items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ValueError(f"headers: names and values must be strings, got {type(name).__name__}: {type(value).__name__}")
+        if _CONTROL.search(name) or _CONTROL.search(value.replace("\t", " ")):
+            raise ValueError(f"headers: {name.strip()!r} contains CR, LF or another control character")
+        headers[name.lower()] = value
+    return headers
+
+
+def resolve_base_url(base_url: str | None = None) -> str:
+    """``base_url`` argument, else $G4F_AUTONOMOUS_BASE_URL, else the public service."""
+    if base_url:
+        return _checked_http_url(base_url, "base_url").rstrip("/")
+    from_env = os.environ.get(BASE_URL_ENV, "")
+    if from_env:
+        return _checked_http_url(from_env, BASE_URL_ENV).rstrip("/")
+    return DEFAULT_BASE_URL
+
+
+def endpoint_url(base_url: str, model: str) -> str:
+    return base_url + ENDPOINTS[model]
+
+
+def check_proxy(proxy: Any) -> str | None:
+    """A proxy must be an http(s) URL; its value is never echoed (it may hold a password)."""
+    if proxy is None or proxy == "":
+        return None
+    return _checked_http_url(proxy, "proxy", secret=True)
+
+
+def _checked_http_url(value: Any, source: str, secret: bool = False) -> str:
+    expected = f"{source} must be an http:// or https:// URL"
+    if not isinstance(value, str):
+        raise ValueError(f"{expected}, got {type(value).__name__}")
+    shown = "" if secret else f": {redact_url(value)!r}"
+    if _CONTROL.search(value) or " " in value:
+        raise ValueError(f"{expected} without spaces or control characters{shown}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # raises on a port that is not a number
+    except ValueError:
+        raise ValueError(f"{expected} with a valid host and port{shown}") from None
+    if parts.scheme not in ("http", "https"):
+        scheme = f"'{parts.scheme}'" if parts.scheme else "no scheme"
+        raise ValueError(f"{expected}; it has {scheme}{shown}")
+    if not parts.hostname:
+        raise ValueError(f"{expected} with a host name{shown}")
+    return value
+
+
+def redact_url(url: str) -> str:
+    """The URL without user name and password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc="***@" + netloc).geturl()
+
+
+# --- answer side ------------------------------------------------------------
+
+@dataclass(slots=True)
+class Chunk:
+    """What one upstream JSON object contributes to the answer."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+def read_chunk(payload: Any, endpoint: str) -> Chunk:
+    """Map one ``chat.completion.chunk`` (or a whole non-stream answer) to a Chunk.
+
+    The text is in ``choices[0].delta.content`` (or ``message.content`` for a
+    non-stream answer); the finish reason in ``choices[0].finish_reason`` or, as
+    older servers sent it, at the top level. An ``error`` member is raised.
+    """
+    if not isinstance(payload, dict):
+        raise ResponseError(f"{endpoint} sent {type(payload).__name__} where an answer object was expected")
+    if payload.get("error"):
+        raise ResponseError(f"{endpoint} reported an error: {_error_text(payload['error'])}")
+    chunk = Chunk(finish_reason=payload.get("finish_reason") or None)
+    choices = payload.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        choice = choices[0]
+        message = choice.get("delta") or choice.get("message")
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            chunk.text = message["content"]
+        chunk.finish_reason = choice.get("finish_reason") or chunk.finish_reason
+    usage = payload.get("usage")
+    if isinstance(usage, dict):
+        chunk.usage = usage
+    return chunk
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        error = error.get("message") or error.get("code") or error
+    text = error if isinstance(error, str) else json.dumps(error, default=str)
+    return excerpt(text)
+
+
+def excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= BODY_EXCERPT else text[:BODY_EXCERPT] + "…"
+
+
+CLOUDFLARE_MARKERS = (
+    "<title>Just a moment...</title>",
+    "<title>Attention Required! | Cloudflare</title>",
+    'id="cf-please-wait"',
+    'id="cf-spinner-please-wait"',
+    'id="cf-cloudflare-status"',
+    "challenges.cloudflare.com",
+    "cf_chl_",
+)
+
+
+def is_cloudflare_challenge(body: str) -> bool:
+    return any(marker in body for marker in CLOUDFLARE_MARKERS)
+
+
+def looks_like_html(content_type: str, body: str) -> bool:
+    head = body.lstrip()[:15].lower()
+    return content_type.startswith("text/html") or head.startswith(("<!doctype", "<html"))
+
+
+def http_failure(status: int, content_type: str, body: str, endpoint: str) -> ResponseError:
+    """The g4f error for a failed answer (non-2xx, or a 200 that is a web page)."""
+    if looks_like_html(content_type, body) and is_cloudflare_challenge(body):
+        return CloudflareError(f"HTTP {status} from {endpoint}: Cloudflare challenge page; try later or use another proxy")
+    if looks_like_html(content_type, body):
+        detail = "an HTML page"
+    elif content_type.startswith("application/json"):
+        try:
+            data = json.loads(body)
+            detail = _error_text(data.get("error") or data.get("message") or data) if isinstance(data, dict) else excerpt(body)
+        except ValueError:
+            detail = excerpt(body)
+    else:
+        detail = excerpt(body) or "an empty body"
+    message = f"HTTP {status} from {endpoint}: {detail}"
+    if status == 429:
+        return RateLimitError(message)
+    if 200 <= status < 300:
+        return ResponseError(message)
+    return ResponseStatusError(message)
