@@ -99,7 +99,8 @@ def _stream_chat(messages: list, model: str, base_url: str | None = None, proxy:
 
     from . import AutonomousAI
 
-    client = Client(provider=AutonomousAI, base_url=base_url, proxy=proxy)
+    # g4f's Client takes ``proxies``; a ``proxy=`` keyword would be silently ignored.
+    client = Client(provider=AutonomousAI, base_url=base_url, proxies=proxy)
     extra = {"timeout": timeout} if timeout is not None else {}
     if stream:
         for chunk in client.chat.completions.create(messages=messages, model=model, stream=True, **extra):

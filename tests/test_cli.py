@@ -1,0 +1,186 @@
+"""``python -m g4f_autonomous`` as a user runs it: subprocesses against an emulator in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from g4f_autonomous.emulator import Fault
+from offline import offline_env
+
+from forward_proxy import ForwardProxy
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_PROMPT = "Hello from g4f-autonomous! Stream this answer back to me, please."
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    env = offline_env(tmp_path_factory.mktemp("cli"), PYTHONUNBUFFERED="1")
+    env.pop("G4F_AUTONOMOUS_BASE_URL", None)
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "g4f_autonomous", *args], cwd=ROOT, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: a port the OS just handed out and took back."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api/v1/ai"
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, status: int, text: str) -> None:
+    assert result.returncode == status, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("g4f-autonomous: error: ")
+    assert text in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- demo and chat ------------------------------------------------------------
+
+def test_demo_prints_the_emulator_answer(cli_env):
+    result = run_cli(cli_env, "demo")
+    assert (result.returncode, result.stdout) == (0, f"llama heard: {DEMO_PROMPT}\n")
+
+
+def test_chat_prints_the_exact_answer(cli_env, threaded_emulator):
+    result = run_cli(cli_env, "chat", "hello there", "--base-url", threaded_emulator.base_url)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "llama heard: hello there\n", "")
+    [request] = threaded_emulator.emulator.requests
+    assert (request.path, request.body["stream"]) == ("/api/v1/ai/chat", True)
+
+
+def test_chat_reads_the_prompt_from_stdin(cli_env, threaded_emulator):
+    result = run_cli(cli_env, "chat", "-", "--base-url", threaded_emulator.base_url, stdin="from stdin 你好")
+    assert (result.returncode, result.stdout) == (0, "llama heard: from stdin 你好\n")
+
+
+def test_chat_uses_the_base_url_env(cli_env, threaded_emulator):
+    env = {**cli_env, "G4F_AUTONOMOUS_BASE_URL": threaded_emulator.base_url}
+    result = run_cli(env, "chat", "via env")
+    assert (result.returncode, result.stdout) == (0, "llama heard: via env\n")
+
+
+def test_chat_model_alias_reaches_its_endpoint(cli_env, threaded_emulator):
+    result = run_cli(cli_env, "chat", "hi", "--model", "hermes-3", "--base-url", threaded_emulator.base_url)
+    assert (result.returncode, result.stdout) == (0, "hermes heard: hi\n")
+    request = threaded_emulator.emulator.requests[0]
+    assert (request.path, request.body["aiAgent"]) == ("/api/v1/ai/chat-hermes", "hermes")
+
+
+def test_chat_system_message_is_sent_first(cli_env, threaded_emulator):
+    result = run_cli(cli_env, "chat", "hi", "--system", "be brief", "--base-url", threaded_emulator.base_url)
+    assert result.returncode == 0, result.stderr
+    assert threaded_emulator.emulator.requests[0].messages == [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+
+
+def test_chat_no_stream_sends_stream_false(cli_env, threaded_emulator):
+    result = run_cli(cli_env, "chat", "whole please", "--no-stream", "--base-url", threaded_emulator.base_url)
+    assert (result.returncode, result.stdout) == (0, "llama heard: whole please\n")
+    assert threaded_emulator.emulator.requests[0].body["stream"] is False
+
+
+def test_chat_timeout_is_honoured(cli_env, threaded_emulator):
+    threaded_emulator.emulator.fault = Fault(first_byte_delay=1.5)
+    result = run_cli(cli_env, "chat", "hi", "--timeout", "0.3", "--base-url", threaded_emulator.base_url)
+    assert_one_line_error(result, 1, "TimeoutError")
+    assert len(threaded_emulator.emulator.requests) == 1
+
+
+def test_chat_goes_through_the_proxy(cli_env, threaded_emulator):
+    proxy = ForwardProxy()
+    asyncio.run_coroutine_threadsafe(proxy.start(), threaded_emulator.loop).result(10)
+    try:
+        result = run_cli(cli_env, "chat", "proxied", "--proxy", proxy.url, "--base-url", threaded_emulator.base_url)
+    finally:
+        asyncio.run_coroutine_threadsafe(proxy.stop(), threaded_emulator.loop).result(10)
+    assert (result.returncode, result.stdout) == (0, "llama heard: proxied\n")
+    assert proxy.targets == [threaded_emulator.base_url + "/chat"]
+
+
+# --- models, check, serve ---------------------------------------------------------
+
+def test_models_lists_every_model_with_its_alias(cli_env):
+    result = run_cli(cli_env, "models")
+    assert result.returncode == 0
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert rows == [
+        ["llama", "/chat", "llama-3.3-70b"],
+        ["qwen_coder", "/chat", "qwen-2.5-coder-32b"],
+        ["hermes", "/chat-hermes", "hermes-3"],
+        ["vision", "/chat-vision", "llama-3.2-90b", "(vision)"],
+        ["summary", "/summary", "llama-3.2-70b"],
+    ]
+
+
+def test_check_reachable_emulator_exits_0(cli_env, threaded_emulator):
+    result = run_cli(cli_env, "check", "--base-url", threaded_emulator.base_url)
+    assert (result.returncode, result.stdout) == (0, f"{threaded_emulator.base_url}: reachable, HTTP 200\n")
+
+
+def test_check_closed_port_exits_1(cli_env):
+    url = closed_port_url()
+    result = run_cli(cli_env, "check", "--base-url", url)
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{url}: unreachable, HTTP 0 (")
+
+
+def test_serve_prints_a_loopback_base_url_that_answers(cli_env):
+    server = subprocess.Popen([sys.executable, "-m", "g4f_autonomous", "serve"], cwd=ROOT, env=cli_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base_url = server.stdout.readline().strip()
+        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/api/v1/ai")
+        with urllib.request.urlopen(base_url, timeout=30) as response:
+            assert json.load(response)["service"] == "autonomous-ai-emulator"
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+# --- errors -------------------------------------------------------------------------
+
+def test_connection_refused_is_one_line_and_exit_1(cli_env):
+    result = run_cli(cli_env, "chat", "hi", "--base-url", closed_port_url())
+    assert_one_line_error(result, 1, "ResponseError: cannot reach http://127.0.0.1:")
+    assert result.stdout == ""
+
+
+def test_unknown_model_is_a_usage_error(cli_env, threaded_emulator):
+    result = run_cli(cli_env, "chat", "hi", "--model", "gpt-4o", "--base-url", threaded_emulator.base_url)
+    assert_one_line_error(result, 2, "ModelNotFoundError: AutonomousAI has no model 'gpt-4o'")
+    assert threaded_emulator.emulator.requests == []
+
+
+@pytest.mark.parametrize("args, stdin", [(["chat", "   "], ""), (["chat", "-"], "\n")], ids=["blank-argument", "blank-stdin"])
+def test_empty_prompt_is_a_usage_error(cli_env, threaded_emulator, args, stdin):
+    result = run_cli(cli_env, *args, "--base-url", threaded_emulator.base_url, stdin=stdin)
+    assert_one_line_error(result, 2, "the prompt is empty")
+    assert threaded_emulator.emulator.requests == []
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "the following arguments are required: COMMAND"),
+    (["chat"], "the following arguments are required: prompt"),
+    (["chat", "hi", "--timeout", "soon"], "argument --timeout: invalid float value: 'soon'"),
+    (["fly"], "argument COMMAND: invalid choice: 'fly'"),
+], ids=["no-command", "no-prompt", "bad-timeout", "bad-command"])
+def test_bad_usage_exits_2_with_argparse_message(cli_env, args, message):
+    result = run_cli(cli_env, *args)
+    assert result.returncode == 2
+    assert message in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr

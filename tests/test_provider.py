@@ -1,0 +1,365 @@
+"""AutonomousAI against the emulator: models, the request it sends, the answer it yields."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import struct
+import zlib
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+import g4f.debug
+from g4f.client import AsyncClient, Client
+from g4f.errors import ModelNotFoundError
+from g4f.errors import TimeoutError as G4FTimeoutError
+from g4f.providers.base_provider import AsyncGeneratorProvider, ProviderModelMixin
+from g4f.providers.response import FinishReason, JsonConversation, Usage
+
+from g4f_autonomous import AutonomousAI
+from g4f_autonomous.emulator import Fault
+
+from forward_proxy import ForwardProxy
+
+HELLO = [{"role": "user", "content": "hello there"}]
+MODELS = ["llama", "qwen_coder", "hermes", "vision", "summary"]
+ALIASES = {
+    "llama-3.3-70b": "llama",
+    "qwen-2.5-coder-32b": "qwen_coder",
+    "hermes-3": "hermes",
+    "llama-3.2-90b": "vision",
+    "llama-3.2-70b": "summary",
+}
+PATHS = {"llama": "/chat", "qwen_coder": "/chat", "hermes": "/chat-hermes", "vision": "/chat-vision", "summary": "/summary"}
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+async def collect(model: str, messages: Any = HELLO, **kwargs: Any) -> list[Any]:
+    return [item async for item in AutonomousAI.create_async_generator(model, messages, **kwargs)]
+
+
+def texts(items: list[Any]) -> list[str]:
+    return [item for item in items if isinstance(item, str)]
+
+
+def decoded_messages(body: dict) -> list:
+    return json.loads(base64.b64decode(body["messages"]).decode("utf-8"))
+
+
+def tiny_png() -> bytes:
+    """A valid 1x1 PNG, built here so the test carries no binary file."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def g4f_log(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Lines g4f's debug.log received during the test."""
+    lines: list[str] = []
+    monkeypatch.setattr(g4f.debug, "logging", True)
+    monkeypatch.setattr(g4f.debug, "log_handler", lambda *text, file=None: lines.append(" ".join(map(str, text))))
+    return lines
+
+
+async def start_app(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+# --- declaration ---------------------------------------------------------------
+
+def test_provider_is_a_g4f_async_generator_provider_with_models():
+    assert issubclass(AutonomousAI, AsyncGeneratorProvider)
+    assert issubclass(AutonomousAI, ProviderModelMixin)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("label", "Autonomous AI"),
+    ("url", "https://www.autonomous.ai/anon/"),
+    ("working", True),
+    ("active_by_default", True),
+    ("needs_auth", False),
+    ("supports_stream", True),
+    ("supports_system_message", True),
+    ("supports_message_history", True),
+    ("default_model", "llama"),
+    ("models", MODELS),
+    ("model_aliases", ALIASES),
+    ("vision_models", ["vision"]),
+    ("default_vision_model", "vision"),
+])
+def test_provider_declares_g4f_attribute(name, expected):
+    assert getattr(AutonomousAI, name) == expected
+
+
+# --- models -------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", MODELS + list(ALIASES))
+async def test_model_reaches_its_endpoint_with_its_agent(emulator, model):
+    agent = ALIASES.get(model, model)
+    items = await collect(model, base_url=emulator.base_url)
+    assert "".join(texts(items)) == f"{agent} heard: hello there"
+    [request] = emulator.requests
+    assert request.path == "/api/v1/ai" + PATHS[agent]
+    assert request.body["aiAgent"] == agent
+
+
+@pytest.mark.parametrize("model", ["", None, "auto"])
+async def test_empty_model_uses_the_default(emulator, model):
+    items = await collect(model, base_url=emulator.base_url)
+    assert "".join(texts(items)) == "llama heard: hello there"
+    assert emulator.requests[0].body["aiAgent"] == "llama"
+
+
+async def test_alias_is_resolved_by_g4fs_get_model(emulator, g4f_log):
+    await collect("hermes-3", base_url=emulator.base_url)
+    assert "AutonomousAI: Using model 'hermes' for alias 'hermes-3'" in g4f_log
+
+
+async def test_model_is_checked_before_the_messages(emulator):
+    with pytest.raises(ModelNotFoundError):
+        await collect("gpt-4o", messages="not a list", base_url=emulator.base_url)
+
+
+async def test_unknown_model_names_the_valid_models_and_aliases_and_sends_nothing(emulator):
+    with pytest.raises(ModelNotFoundError) as caught:
+        await collect("gpt-4o", base_url=emulator.base_url)
+    message = str(caught.value)
+    assert "'gpt-4o'" in message
+    for name in MODELS + list(ALIASES):
+        assert name in message
+    assert emulator.requests == []
+
+
+# --- the request -----------------------------------------------------------------
+
+async def test_request_carries_browser_headers(emulator):
+    await collect("llama", base_url=emulator.base_url)
+    headers = {name.lower(): value for name, value in emulator.requests[0].headers.items()}
+    assert headers["accept"] == "*/*"
+    assert headers["content-type"] == "application/json"
+    assert headers["origin"] == "https://www.autonomous.ai"
+    assert headers["referer"] == "https://www.autonomous.ai/"
+    assert headers["country-code"] == "US"
+    assert headers["time-zone"] == "America/New_York"
+    assert headers["user-agent"].startswith("Mozilla/5.0 (Windows NT 10.0; Win64; x64)")
+    assert "authorization" not in headers and "cookie" not in headers
+
+
+async def test_request_body_has_exactly_the_upstream_keys(emulator):
+    await collect("hermes", base_url=emulator.base_url, stream=True)
+    body = emulator.requests[0].body
+    assert sorted(body) == ["aiAgent", "messages", "stream", "threadId"]
+    assert (body["aiAgent"], body["stream"]) == ("hermes", True)
+    assert decoded_messages(body) == HELLO
+
+
+async def test_request_messages_keep_only_role_and_content(emulator):
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi", "id": "x1"}]
+    await collect("llama", messages, base_url=emulator.base_url)
+    assert decoded_messages(emulator.requests[0].body) == [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+
+
+async def test_any_unicode_survives_the_base64_messages(emulator):
+    text = "naïve 你好 مرحبا שלום 👩‍👩‍👧🚀 tab\tbell\x07"
+    items = await collect("llama", [{"role": "user", "content": text}], base_url=emulator.base_url)
+    assert emulator.requests[0].messages == [{"role": "user", "content": text}]
+    assert "".join(texts(items)) == f"llama heard: {text}"
+
+
+async def test_each_conversation_gets_a_fresh_uuid_thread_id(emulator):
+    await collect("llama", base_url=emulator.base_url)
+    await collect("llama", base_url=emulator.base_url)
+    first, second = (request.body["threadId"] for request in emulator.requests)
+    assert UUID.match(first) and UUID.match(second)
+    assert first != second
+
+
+@pytest.mark.parametrize("conversation", [JsonConversation(thread_id="thread-42"), {"thread_id": "thread-42"}],
+                         ids=["JsonConversation", "dict"])
+async def test_conversation_thread_id_is_reused(emulator, conversation):
+    await collect("llama", base_url=emulator.base_url, conversation=conversation)
+    assert emulator.requests[0].body["threadId"] == "thread-42"
+
+
+async def test_return_conversation_yields_the_thread_id_used(emulator):
+    items = await collect("llama", base_url=emulator.base_url, return_conversation=True)
+    assert isinstance(items[-1], JsonConversation)
+    assert items[-1].thread_id == emulator.requests[0].body["threadId"]
+
+
+async def test_unknown_keyword_arguments_are_accepted(emulator):
+    items = await collect("llama", base_url=emulator.base_url, api_key=None, temperature=0.2, web_search=False)
+    assert "".join(texts(items)) == "llama heard: hello there"
+
+
+# --- base URL, proxy, timeout ----------------------------------------------------------
+
+async def test_base_url_env_is_used_without_an_argument(emulator, monkeypatch):
+    monkeypatch.setenv("G4F_AUTONOMOUS_BASE_URL", emulator.base_url)
+    items = await collect("summary")
+    assert "".join(texts(items)) == "summary heard: hello there"
+    assert emulator.requests[0].path == "/api/v1/ai/summary"
+
+
+async def test_base_url_argument_beats_the_env(emulator, monkeypatch):
+    monkeypatch.setenv("G4F_AUTONOMOUS_BASE_URL", "http://127.0.0.1:9/nothing-here")
+    items = await collect("llama", base_url=emulator.base_url)
+    assert "".join(texts(items)) == "llama heard: hello there"
+
+
+async def test_proxy_carries_the_request(emulator):
+    proxy = ForwardProxy()
+    await proxy.start()
+    try:
+        items = await collect("hermes", base_url=emulator.base_url, proxy=proxy.url)
+    finally:
+        await proxy.stop()
+    assert "".join(texts(items)) == "hermes heard: hello there"
+    assert proxy.targets == [emulator.base_url + "/chat-hermes"]
+    assert len(emulator.requests) == 1
+
+
+async def test_timeout_without_an_answer_raises_g4f_timeout_error(emulator):
+    emulator.fault = Fault(first_byte_delay=1.0)
+    with pytest.raises(G4FTimeoutError):
+        await collect("llama", base_url=emulator.base_url, timeout=0.2)
+
+
+# --- the answer ----------------------------------------------------------------------
+
+async def test_stream_yields_each_delta_then_finish_reason_then_usage(emulator):
+    items = await collect("llama", [{"role": "user", "content": "one two three"}], base_url=emulator.base_url)
+    assert items[:5] == ["llama ", "heard: ", "one ", "two ", "three"]
+    assert len(items) == 7
+    assert isinstance(items[5], FinishReason) and items[5].reason == "stop"
+    assert isinstance(items[6], Usage)
+    assert items[6].get_dict() == {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}
+
+
+async def test_stream_reads_a_top_level_finish_reason(emulator):
+    emulator.fault = Fault(legacy_finish=True)
+    items = await collect("llama", base_url=emulator.base_url)
+    reasons = [item.reason for item in items if isinstance(item, FinishReason)]
+    assert reasons == ["stop"]
+
+
+async def test_stream_of_one_byte_chunks_gives_the_same_deltas(emulator):
+    emulator.fault = Fault(chunk_size=1)
+    items = await collect("llama", base_url=emulator.base_url)
+    assert texts(items) == ["llama ", "heard: ", "hello ", "there"]
+
+
+async def test_stream_false_json_answer_is_one_whole_text(emulator):
+    items = await collect("hermes", base_url=emulator.base_url, stream=False)
+    assert emulator.requests[0].body["stream"] is False
+    assert texts(items) == ["hermes heard: hello there"]
+    assert isinstance(items[1], FinishReason) and items[1].reason == "stop"
+    assert isinstance(items[2], Usage) and items[2].get_dict()["completion_tokens"] == 4
+
+
+async def test_stream_false_answered_as_an_event_stream_is_one_whole_text():
+    events = [{"choices": [{"delta": {"content": piece}, "finish_reason": None}]} for piece in ("all ", "in ", "one")]
+    events.append({"choices": [{"delta": {}, "finish_reason": "stop"}]})
+    payload = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+    seen: list[dict] = []
+
+    async def stream_anyway(request: web.Request) -> web.StreamResponse:
+        seen.append(await request.json())
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for start in range(0, len(payload), 7):  # several network chunks
+            await response.write(payload[start:start + 7])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/api/chat", stream_anyway)
+    runner, root = await start_app(app)
+    try:
+        items = await collect("llama", base_url=root + "/api", stream=False)
+    finally:
+        await runner.cleanup()
+    assert seen[0]["stream"] is False
+    assert texts(items) == ["all in one"]
+    assert [item.reason for item in items if isinstance(item, FinishReason)] == ["stop"]
+
+
+# --- through g4f's own clients --------------------------------------------------------------
+
+def test_g4f_sync_client_streams_the_exact_text(emulator_env):
+    client = Client(provider=AutonomousAI)
+    chunks = client.chat.completions.create(model="hermes-3", messages=HELLO, stream=True)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == "hermes heard: hello there"
+    assert emulator_env.emulator.requests[0].path == "/api/v1/ai/chat-hermes"
+
+
+def test_g4f_sync_client_without_stream_gives_the_exact_text(emulator_env):
+    client = Client(provider=AutonomousAI)
+    answer = client.chat.completions.create(model="qwen-2.5-coder-32b", messages=HELLO, stream=False)
+    assert answer.choices[0].message.content == "qwen_coder heard: hello there"
+    assert emulator_env.emulator.requests[0].body["stream"] is False
+
+
+async def test_g4f_async_client_streams_the_exact_text(emulator):
+    client = AsyncClient(provider=AutonomousAI, base_url=emulator.base_url)
+    pieces = [chunk.choices[0].delta.content or "" async for chunk in
+              client.chat.completions.create(model="llama-3.2-70b", messages=HELLO, stream=True) if chunk.choices]
+    assert "".join(pieces) == "summary heard: hello there"
+
+
+# --- vision -------------------------------------------------------------------------------
+
+async def test_media_becomes_an_image_url_part_of_the_last_user_message(emulator):
+    png = tiny_png()
+    messages = [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": "describe"}]
+    items = await collect("vision", messages, base_url=emulator.base_url, media=[(png, "a.png")])
+    assert emulator.requests[0].messages == [
+        {"role": "user", "content": "earlier"}, {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": [
+            {"type": "text", "text": "describe"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()}},
+        ]},
+    ]
+    assert "".join(texts(items)) == "vision heard: describe [1 image]"
+
+
+async def test_media_with_a_non_vision_model_switches_to_vision(emulator, g4f_log):
+    media = [(tiny_png(), "a.png"), (tiny_png(), "b.png")]
+    items = await collect("hermes-3", [{"role": "user", "content": "compare"}], base_url=emulator.base_url, media=media)
+    assert "".join(texts(items)) == "vision heard: compare [2 images]"
+    request = emulator.requests[0]
+    assert (request.path, request.body["aiAgent"]) == ("/api/v1/ai/chat-vision", "vision")
+    assert "AutonomousAI: hermes cannot see images, using vision" in g4f_log
+
+
+# --- messages are checked before any request ---------------------------------------------------
+
+@pytest.mark.parametrize("messages, expected", [
+    ("hello", "messages must be a list"),
+    ({"role": "user", "content": "hi"}, "messages must be a list"),
+    ([], "messages is empty"),
+    ([{"content": "hi"}], r"messages\[0\] has no 'role'"),
+    ([{"role": "user", "content": "a"}, {"role": "", "content": "b"}], r"messages\[1\] has no 'role'"),
+    (["hi"], r"messages\[0\] must be a dict"),
+    ([{"role": "user", "content": 42}], r"messages\[0\]\.content must be a string or a list of content parts, got int"),
+    ([{"role": "user"}], r"messages\[0\]\.content must be a string or a list of content parts, got NoneType"),
+    ([{"role": "user", "content": ["text"]}], r"messages\[0\]\.content\[0\] must be a dict with a 'type'"),
+], ids=["str", "dict", "empty", "no-role", "empty-role", "not-a-dict", "int-content", "no-content", "bad-part"])
+async def test_bad_messages_raise_value_error_before_any_request(emulator, messages, expected):
+    with pytest.raises(ValueError, match=expected):
+        await collect("llama", messages, base_url=emulator.base_url)
+    assert emulator.requests == []
+

@@ -1,0 +1,154 @@
+"""The wire format as pure functions: no server, no event loop."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from g4f_autonomous import wire
+
+# Any Unicode text but NUL and lone surrogates (which UTF-8 cannot carry):
+# emoji, CJK, right-to-left scripts, control characters.
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+
+
+def decode_messages(encoded: str) -> list:
+    return json.loads(base64.b64decode(encoded, validate=True).decode("utf-8"))
+
+
+# --- messages encoding -------------------------------------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["system", "user", "assistant"]), TEXT), min_size=1, max_size=4))
+def test_encode_messages_round_trips_any_unicode(pairs):
+    messages = [{"role": role, "content": content} for role, content in pairs]
+    assert decode_messages(wire.encode_messages(messages)) == messages
+
+
+@pytest.mark.parametrize("text", ["naïve café", "你好，世界", "مرحبا بالعالم", "שלום", "👩‍👩‍👧 🚀🔥", "tab\tbell\x07esc\x1b\x7f"])
+def test_encode_messages_is_base64_of_utf8_json_without_escapes(text):
+    encoded = wire.encode_messages([{"role": "user", "content": text}])
+    raw = base64.b64decode(encoded, validate=True)
+    # Non-ASCII text travels as UTF-8 bytes, not as \\u escapes.
+    assert raw.decode("utf-8") == json.dumps([{"role": "user", "content": text}], ensure_ascii=False, separators=(",", ":"))
+    assert encoded.isascii()
+
+
+# --- body and headers -----------------------------------------------------------
+
+def test_build_body_has_exactly_the_four_upstream_keys():
+    messages = [{"role": "user", "content": "hi"}]
+    body = json.loads(wire.build_body("hermes", messages, "thread-1", True))
+    assert body == {"messages": wire.encode_messages(messages), "threadId": "thread-1", "stream": True, "aiAgent": "hermes"}
+
+
+def test_build_body_carries_stream_false_as_a_json_boolean():
+    body = json.loads(wire.build_body("llama", [{"role": "user", "content": "hi"}], "t", False))
+    assert body["stream"] is False
+
+
+def test_build_headers_are_a_browsers():
+    headers = wire.build_headers()
+    assert headers["accept"] == "*/*"
+    assert headers["content-type"] == "application/json"
+    assert headers["origin"] == "https://www.autonomous.ai"
+    assert headers["referer"] == "https://www.autonomous.ai/"
+    assert headers["country-code"]
+    assert "/" in headers["time-zone"]
+    assert headers["user-agent"].startswith("Mozilla/5.0 (")
+    assert "Mobile" not in headers["user-agent"]
+    assert not {"authorization", "cookie"} & set(headers)
+
+
+def test_build_headers_takes_caller_overrides_lower_cased():
+    headers = wire.build_headers({"Country-Code": "DE"})
+    assert headers["country-code"] == "DE"
+    assert "Country-Code" not in headers
+
+
+# --- endpoints and base URL -------------------------------------------------------
+
+@pytest.mark.parametrize("model, path", [
+    ("llama", "/chat"), ("qwen_coder", "/chat"), ("hermes", "/chat-hermes"),
+    ("vision", "/chat-vision"), ("summary", "/summary"),
+])
+def test_endpoint_url_appends_the_models_path(model, path):
+    assert wire.endpoint_url("http://127.0.0.1:1/api/v1/ai", model) == "http://127.0.0.1:1/api/v1/ai" + path
+
+
+def test_resolve_base_url_prefers_the_argument_over_the_env(monkeypatch):
+    monkeypatch.setenv(wire.BASE_URL_ENV, "http://127.0.0.1:2/env")
+    assert wire.resolve_base_url("http://127.0.0.1:1/arg/") == "http://127.0.0.1:1/arg"
+
+
+def test_resolve_base_url_uses_the_env_without_an_argument(monkeypatch):
+    monkeypatch.setenv(wire.BASE_URL_ENV, "http://127.0.0.1:2/env/")
+    assert wire.resolve_base_url(None) == "http://127.0.0.1:2/env"
+
+
+def test_resolve_base_url_falls_back_to_the_public_service(monkeypatch):
+    monkeypatch.delenv(wire.BASE_URL_ENV, raising=False)
+    assert wire.resolve_base_url() == "https://chatgpt.autonomous.ai/api/v1/ai"
+
+
+def test_resolve_base_url_ignores_an_empty_env(monkeypatch):
+    monkeypatch.setenv(wire.BASE_URL_ENV, "")
+    assert wire.resolve_base_url("") == wire.DEFAULT_BASE_URL
+
+
+def test_resolve_base_url_refuses_a_non_http_url():
+    with pytest.raises(ValueError, match="base_url must be an http:// or https:// URL; it has 'ftp'"):
+        wire.resolve_base_url("ftp://127.0.0.1/x")
+
+
+# --- messages checking and images -------------------------------------------------
+
+def test_check_messages_keeps_only_role_and_content():
+    messages = [{"role": "user", "content": "hi", "id": "m1", "metadata": {"x": 1}}]
+    assert wire.check_messages(messages) == [{"role": "user", "content": "hi"}]
+
+
+def test_check_messages_accepts_content_parts():
+    parts = [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "data:,"}}]
+    assert wire.check_messages([{"role": "user", "content": parts}]) == [{"role": "user", "content": parts}]
+
+
+def test_attach_images_appends_image_url_parts_to_the_last_user_message():
+    messages = [
+        {"role": "user", "content": "first"},
+        {"role": "user", "content": "what is this?"},
+        {"role": "assistant", "content": "an answer"},
+    ]
+    attached = wire.attach_images(messages, ["data:image/png;base64,AAAA"])
+    assert attached == [
+        {"role": "user", "content": "first"},
+        {"role": "user", "content": [
+            {"type": "text", "text": "what is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        ]},
+        {"role": "assistant", "content": "an answer"},
+    ]
+    assert messages[1] == {"role": "user", "content": "what is this?"}  # the caller's list is untouched
+
+
+# --- answer side ----------------------------------------------------------------
+
+def test_read_chunk_takes_text_and_finish_reason_from_the_first_choice():
+    chunk = wire.read_chunk({"choices": [{"delta": {"content": "hi"}, "finish_reason": "length"}]}, "e")
+    assert (chunk.text, chunk.finish_reason, chunk.usage) == ("hi", "length", None)
+
+
+def test_read_chunk_accepts_a_top_level_finish_reason():
+    chunk = wire.read_chunk({"choices": [{"delta": {}}], "finish_reason": "stop"}, "e")
+    assert (chunk.text, chunk.finish_reason) == ("", "stop")
+
+
+def test_read_chunk_reads_a_whole_non_stream_answer_and_usage():
+    usage = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    payload = {"choices": [{"message": {"role": "assistant", "content": "whole"}, "finish_reason": "stop"}], "usage": usage}
+    chunk = wire.read_chunk(payload, "e")
+    assert (chunk.text, chunk.finish_reason, chunk.usage) == ("whole", "stop", usage)
