@@ -45,7 +45,7 @@ class Fault:
     """What to do wrong (or how to answer) for one request. The default answers well."""
 
     status: int = 200  # a non-200 status answers with ``body`` (or a JSON error)
-    body: str | None = None  # raw body for a failing status
+    body: str | None = None  # raw body answered as is, with ``status`` (200 too)
     content_type: str = "application/json"  # of ``body``
     cloudflare: bool = False  # answer a Cloudflare challenge page with ``status`` (403 or 200)
     garbage: bool = False  # 200 with a body that is neither an event stream nor JSON
@@ -129,13 +129,17 @@ class Emulator:
         self.requests.append(RecordedRequest(request.path, dict(request.headers), body, messages))
 
         if fault.first_byte_delay:
-            await asyncio.sleep(fault.first_byte_delay)
+            try:
+                await _sleep_unless_gone(request, fault.first_byte_delay)
+            except ConnectionResetError:
+                self.disconnects += 1
+                return web.Response(status=499)  # nobody reads it: the client has gone
         if fault.cloudflare:
             return web.Response(status=fault.status, text=CLOUDFLARE_PAGE, content_type="text/html")
-        if fault.status != 200:
-            if fault.body is None:
-                return _json_error(fault.status, f"emulated failure {fault.status}")
+        if fault.body is not None:  # any status, 200 too: lets a test script a whole answer
             return web.Response(status=fault.status, text=fault.body, content_type=fault.content_type)
+        if fault.status != 200:
+            return _json_error(fault.status, f"emulated failure {fault.status}")
         if fault.garbage:
             return web.Response(text="this is not an event stream\nnor JSON\n", content_type="text/plain")
 
@@ -169,7 +173,10 @@ class Emulator:
                 if not fault.no_done:
                     await self._write(response, _closing_events(fault, messages, len(deltas)), fault.chunk_size)
             await response.write_eof()
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
+            self.disconnects += 1
+            return response  # the client has gone; aiohttp drops the rest quietly
+        except asyncio.CancelledError:
             self.disconnects += 1
             raise
         finally:
@@ -235,7 +242,7 @@ def parse_request(path: str, raw: bytes) -> tuple[dict[str, Any], list[dict[str,
     """Check a request body against the endpoint; return it and its decoded messages."""
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         raise BadRequest("body is not JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
@@ -252,7 +259,7 @@ def parse_request(path: str, raw: bytes) -> tuple[dict[str, Any], list[dict[str,
         raise BadRequest("messages is not valid base64") from None
     try:
         messages = json.loads(decoded.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("messages is not base64 of UTF-8 JSON") from None
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages must be a non-empty list")
@@ -261,6 +268,10 @@ def parse_request(path: str, raw: bytes) -> tuple[dict[str, Any], list[dict[str,
             raise BadRequest("each message needs a role")
         if not isinstance(message.get("content"), (str, list)):
             raise BadRequest("each message needs a content string or list")
+        for part in message["content"] if isinstance(message["content"], list) else ():
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str) or (
+                    part["type"] == "text" and not isinstance(part.get("text"), str)):
+                raise BadRequest("each content part needs a type, and text parts a text string")
     return body, messages
 
 
