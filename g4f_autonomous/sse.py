@@ -2,13 +2,17 @@
 
 Pure: bytes go in, :class:`ServerSentEvent` objects come out; no sockets, no
 ``await``. The transport feeds whatever chunks the network delivers, so the
-decoder must give the same events for any way the same bytes are split.
+decoder gives the same events for any way the same bytes are split.
 
-It follows the WHATWG event-stream rules: LF, CRLF or CR end a line; a line
-starting with ``:`` is a comment; ``field: value`` loses one leading space of
-the value; several ``data`` lines join with ``\\n``; a blank line ends an event.
-Unlike a browser it also keeps a last event that has no blank line after it
-(see :meth:`SSEDecoder.close`), because servers do end streams that way.
+It follows the WHATWG event-stream rules: LF, CRLF or CR end a line; one
+leading UTF-8 byte order mark is ignored; a line starting with ``:`` is a
+comment; ``field: value`` loses one leading space of the value; a line
+without a colon is a field with an empty value; several ``data`` lines join
+with ``\\n``; a blank line ends an event, which is dispatched only if it had
+``data``; unknown fields are ignored; ``id`` and ``retry`` persist until
+changed. Unlike a browser it also keeps a last event that has no blank line
+after it (see :meth:`SSEDecoder.close`), because servers do end streams that
+way. Invalid UTF-8 becomes U+FFFD instead of an error.
 """
 
 from __future__ import annotations
@@ -22,9 +26,22 @@ __all__ = ["ServerSentEvent", "SSEDecoder", "SSEError", "DEFAULT_MAX_EVENT_SIZE"
 # text), small enough that a server sending an endless line cannot eat memory.
 DEFAULT_MAX_EVENT_SIZE = 32 * 1024 * 1024
 
+_BOM = b"\xef\xbb\xbf"
+# Byte values: `int in bytes` is a plain memchr, `bytes in bytes` costs more.
+_LF, _CR, _COLON = 10, 13, 58
+
 
 class SSEError(ValueError):
-    """The only error the decoder raises: an event or line over the size limit."""
+    """The only error the decoder raises: an event over ``max_event_size``.
+
+    The decoder has already dropped that event and decoded the rest of the
+    chunk; ``events`` holds the good events the failing call completed, so a
+    caller that wants to go on loses nothing but the oversized event.
+    """
+
+    def __init__(self, message: str, events: list[ServerSentEvent] | None = None) -> None:
+        super().__init__(message)
+        self.events: list[ServerSentEvent] = [] if events is None else events
 
 
 class ServerSentEvent:
@@ -39,6 +56,7 @@ class ServerSentEvent:
         self.retry = retry
 
     def json(self) -> Any:
+        """``data`` parsed as JSON (``json.JSONDecodeError`` if it is not)."""
         return json.loads(self.data)
 
     def __eq__(self, other: object) -> bool:
@@ -53,56 +71,43 @@ class ServerSentEvent:
 class SSEDecoder:
     """Feed bytes with :meth:`feed`, finish with :meth:`close`.
 
-    Work is linear in the input: a partial line waits in one ``bytearray`` and
-    a chunk without a line end is only appended, never rescanned, so a huge
+    Work is linear in the input: an unfinished line waits in one
+    ``bytearray`` that a chunk without a line end only appends to, so a huge
     event arriving one byte at a time costs no more than arriving whole.
+
+    An event's size is the number of bytes of its lines (field names, values
+    and comments, not the line ends). One over ``max_event_size`` is dropped
+    without being buffered, up to the blank line that ends it, and the call
+    that found it raises :class:`SSEError` once it has decoded the rest of its
+    input; the decoder stays usable and goes on with the next event.
     """
 
     def __init__(self, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         self.max_event_size = max_event_size
-        self._partial = bytearray()  # bytes of the current, unfinished line
+        self._partial = bytearray()  # the unfinished last line
+        self._at_start = True  # a byte order mark may still come
         self._cr_pending = False  # last chunk ended in CR: a leading LF next is part of it
+        # Bytes of the current event's finished lines: 0 between events, over
+        # the limit while an oversized event is being dropped.
+        self._size = 0
         self._data: list[str] = []
-        self._data_size = 0
         self._event = ""
         self._last_id = ""
         self._retry: int | None = None
+        self._dropped = 0  # oversized events found by the current call
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        """Decode one chunk; return the events it completed (often none)."""
-        if not chunk:
-            return []
-        if self._cr_pending:
-            self._cr_pending = False
-            if chunk[:1] == b"\n":
-                chunk = chunk[1:]
-                if not chunk:
-                    return []
-        has_cr = b"\r" in chunk
-        if not has_cr and b"\n" not in chunk:
-            self._partial += chunk
-            self._check_size(len(self._partial))
-            return []
-        if self._partial:
-            self._partial += chunk
-            buffer = bytes(self._partial)
-            self._partial.clear()
-        else:
-            buffer = chunk
-        if has_cr:
-            # The CR may be the first half of a CRLF split across chunks.
-            self._cr_pending = buffer.endswith(b"\r")
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = buffer.split(b"\n")
-        tail = lines.pop()
-        if tail:
-            self._partial += tail
-            self._check_size(len(tail))
+        """Decode one chunk; return the events it completed (often none).
+
+        Raises :class:`SSEError` if the chunk took an event over
+        ``max_event_size``; the chunk is consumed all the same.
+        """
+        if self._at_start or self._cr_pending or _CR in chunk:
+            chunk = self._normalize(chunk)
         events: list[ServerSentEvent] = []
-        for line in lines:
-            event = self._process_line(line)
-            if event is not None:
-                events.append(event)
+        self._decode(chunk, events)
+        if self._dropped:
+            self._raise_dropped(events)
         return events
 
     def close(self) -> list[ServerSentEvent]:
@@ -111,36 +116,112 @@ class SSEDecoder:
         if self._partial:
             line = bytes(self._partial)
             self._partial.clear()
-            self._process_line(line)
-        event = self._dispatch()
-        if event is not None:
-            events.append(event)
+            self._line(line, events)
+        self._dispatch(events)
         self._cr_pending = False
+        if self._dropped:
+            self._raise_dropped(events)
         return events
 
-    def _check_size(self, size: int) -> None:
-        if self._data_size + size > self.max_event_size:
-            limit = self.max_event_size
+    def _normalize(self, chunk: bytes) -> bytes:
+        """Strip a byte order mark at the start and turn CRLF and CR into LF."""
+        if self._at_start and chunk:
+            head = bytes(self._partial) + chunk
+            if len(head) < len(_BOM) and _BOM.startswith(head):
+                self._partial[:] = head  # could still be a split byte order mark
+                return b""
+            self._at_start = False
             self._partial.clear()
-            self._data.clear()
-            self._data_size = 0
-            raise SSEError(f"event-stream event larger than {limit} bytes")
+            chunk = head[len(_BOM) :] if head.startswith(_BOM) else head
+        if self._cr_pending and chunk:
+            self._cr_pending = False
+            if chunk[0] == _LF:
+                chunk = chunk[1:]
+        if _CR in chunk:
+            # The CR may be the first half of a CRLF split across chunks.
+            self._cr_pending = chunk[-1] == _CR
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        return chunk
 
-    def _process_line(self, line: bytes) -> ServerSentEvent | None:
+    def _decode(self, chunk: bytes, events: list[ServerSentEvent]) -> None:
+        start = 0
+        if self._partial:
+            end = chunk.find(b"\n")
+            if end < 0:
+                self._hold(chunk)
+                return
+            self._partial += chunk[:end]
+            line = bytes(self._partial)
+            self._partial.clear()
+            self._line(line, events)
+            start = end + 1
+        # Line by line until the event in progress, if any, is finished.
+        while self._size:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                self._hold(chunk[start:])
+                return
+            self._line(chunk[start:end], events)
+            start = end + 1
+        # At the start of an event: whole events up to the last "\n\n", then a tail.
+        last = chunk.rfind(b"\n\n", start)
+        if last >= 0:
+            self._events(chunk[start:last], events)
+            start = last + 2
+        if start < len(chunk):
+            lines = chunk[start:].split(b"\n")
+            for line in lines[:-1]:
+                self._line(line, events)
+            self._hold(lines[-1])
+
+    def _events(self, block: bytes, events: list[ServerSentEvent]) -> None:
+        """Decode ``block``: whole events joined by "\\n\\n" (the one after the last is cut off)."""
+        if block[:6] == b"data: " and len(block) <= self.max_event_size:
+            # Fast path for a chat stream, where every event is one "data: ..."
+            # line: then no "\n" is left once the separators are cut out.
+            # Decoding before splitting is safe: U+FFFD replacement never
+            # swallows an ASCII "\n".
+            texts = block[6:].decode("utf-8", "replace").split("\n\ndata: ")
+            if "\n" not in "".join(texts):
+                last_id, retry = self._last_id, self._retry
+                for text in texts:
+                    events.append(ServerSentEvent(text, "message", last_id, retry))
+                return
+        for part in block.split(b"\n\n"):
+            for line in part.split(b"\n"):
+                self._line(line, events)
+            self._dispatch(events)
+
+    def _hold(self, piece: bytes) -> None:
+        """Keep the start of an unfinished line, unless its event grows too big."""
+        if not piece:
+            return
+        if self._size + len(self._partial) + len(piece) <= self.max_event_size:
+            self._partial += piece
+            return
+        self._drop_event()
+        # A dropped line's bytes are not needed, only that it is not blank.
+        self._partial[:] = b"-"
+
+    def _line(self, line: bytes, events: list[ServerSentEvent]) -> None:
         if not line:
-            return self._dispatch()
-        # Fast path: nearly every line of a chat stream is "data: {...}".
-        if line.startswith(b"data: "):
-            self._append_data(line[6:].decode("utf-8", "replace"))
-            return None
-        if line[:1] == b":":
-            return None
-        text = line.decode("utf-8", "replace")
-        field, colon, value = text.partition(":")
-        if colon and value.startswith(" "):
+            self._dispatch(events)
+            return
+        size = self._size + len(line)
+        if size > self.max_event_size:
+            self._drop_event()
+            return
+        self._size = size
+        if line[:6] == b"data: ":
+            self._data.append(line[6:].decode("utf-8", "replace"))
+            return
+        if line[0] == _COLON:
+            return
+        field, _, value = line.decode("utf-8", "replace").partition(":")
+        if value[:1] == " ":
             value = value[1:]
         if field == "data":
-            self._append_data(value)
+            self._data.append(value)
         elif field == "event":
             self._event = value
         elif field == "id":
@@ -150,19 +231,22 @@ class SSEDecoder:
             if value.isascii() and value.isdigit():
                 self._retry = int(value)
         # Any other field is ignored, as the standard says.
-        return None
 
-    def _append_data(self, value: str) -> None:
-        self._check_size(len(value) + 1)
-        self._data.append(value)
-        self._data_size += len(value) + 1
-
-    def _dispatch(self) -> ServerSentEvent | None:
-        if not self._data:
-            self._event = ""
-            return None
-        event = ServerSentEvent("\n".join(self._data), self._event or "message", self._last_id, self._retry)
-        self._data = []
-        self._data_size = 0
+    def _drop_event(self) -> None:
+        if self._size <= self.max_event_size:
+            self._dropped += 1
+        self._size = self.max_event_size + 1  # stays over until the blank line
+        self._data.clear()
         self._event = ""
-        return event
+
+    def _dispatch(self, events: list[ServerSentEvent]) -> None:
+        self._size = 0
+        if self._data:
+            events.append(ServerSentEvent("\n".join(self._data), self._event or "message", self._last_id, self._retry))
+            self._data = []
+        self._event = ""
+
+    def _raise_dropped(self, events: list[ServerSentEvent]) -> None:
+        dropped, self._dropped = self._dropped, 0
+        what = "an event" if dropped == 1 else f"{dropped} events"
+        raise SSEError(f"event-stream: dropped {what} larger than max_event_size={self.max_event_size} bytes", events)
