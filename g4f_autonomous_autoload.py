@@ -23,7 +23,9 @@ def when_imported(name, callback):
     if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
         callback(module)
         return
-    _callbacks.setdefault(name, []).append(callback)
+    waiting = _callbacks.setdefault(name, [])
+    if callback not in waiting:  # register() may run many times before the import
+        waiting.append(callback)
     if not any(isinstance(finder, _PostImportFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _PostImportFinder())
 

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from g4f import debug
-from g4f.errors import G4FError, ModelNotFoundError, ResponseError
+from g4f.errors import G4FError, ModelNotFoundError, ProviderNotWorkingError, ResponseError
 from g4f.errors import TimeoutError as G4FTimeoutError
 from g4f.providers.base_provider import AsyncGeneratorProvider, ProviderModelMixin
 from g4f.providers.response import FinishReason, JsonConversation, Usage
@@ -85,7 +85,13 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
         headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
-        # Everything that can be wrong with the input is refused before any I/O.
+        # Everything that can be wrong is refused before any I/O. g4f checks
+        # ``working`` only where it picks providers itself; a client given this
+        # provider by name would call it anyway, so the provider refuses too.
+        if not cls.working:
+            raise ProviderNotWorkingError(
+                f"{cls.__name__} is not working (turned off by {WORKING_ENV}=0 or its working attribute)"
+            )
         model = cls.get_model(model)
         wire_messages = wire.check_messages(messages)
         if media:
@@ -229,6 +235,9 @@ async def _finish_body(response: aiohttp.ClientResponse) -> None:
     Without this, about one call in 30 paid for a new connection (measured in
     ``bench``). A server that keeps the body open is not waited for.
     """
+    if response.content.is_eof():
+        return
+    await asyncio.sleep(0)  # one turn of the loop reads an end already on the socket: no task needed
     if response.content.is_eof():
         return
     try:

@@ -12,36 +12,54 @@ import functools
 import threading
 from typing import Any
 
+import g4f.Provider
 from g4f.Provider import ProviderLoader
 
 from g4f_autonomous_autoload import when_imported
 
+from . import wire
 from .provider import AutonomousAI
 
 NAME = AutonomousAI.__name__
+# Public model name -> upstream model, as g4f's model router should see them.
+MODEL_ROUTES: dict[str, str] = dict(wire.MODEL_ALIASES)
 _lock = threading.RLock()
 
 
 def register() -> type[AutonomousAI]:
     """Make AutonomousAI visible to g4f. Idempotent and thread-safe."""
     with _lock:
+        # g4f looks names up as given, then lower-cased without "-" and "_".
         ProviderLoader.loaded[NAME] = AutonomousAI
-        ProviderLoader.loaded[NAME.lower()] = AutonomousAI
+        ProviderLoader.loaded[NAME.lower().replace("-", "").replace("_", "")] = AutonomousAI
         if NAME not in ProviderLoader.names:
             ProviderLoader.names.append(NAME)
+        if NAME not in g4f.Provider.__all__:  # dir(g4f.Provider) and star imports
+            g4f.Provider.__all__.append(NAME)
         when_imported("g4f.providers.any_provider", _add_model_routes)
         when_imported("g4f.gui.server.api", _patch_gui_provider_list)
     return AutonomousAI
 
 
 def _add_model_routes(module: Any) -> None:
-    """Let g4f's model routing (no provider given) pick AutonomousAI for its models."""
+    """Let g4f's model routing (no provider given) pick AutonomousAI for its public model names.
+
+    Only the public aliases are routed: the upstream names ("llama", "vision",
+    ...) are generic words, and putting "llama" into the map would take it away
+    from g4f's own alias "llama" → "llama-3.3-70b" and every provider behind
+    it. The upstream names stay reachable as "AutonomousAI:<name>".
+    """
     mixin = module.AnyModelProviderMixin
     with _lock:
-        for public_name, model in {**AutonomousAI.model_aliases, **{m: m for m in AutonomousAI.models}}.items():
-            mixin.model_map.setdefault(public_name, {})[NAME] = model
+        for public_name, model in MODEL_ROUTES.items():
+            providers = mixin.model_map.setdefault(public_name, {})
+            providers[NAME] = model
             if mixin.models and public_name not in mixin.models:
                 mixin.models.append(public_name)
+            if isinstance(mixin.models_count, dict):
+                mixin.models_count[public_name] = len(providers)
+            if model in AutonomousAI.vision_models and public_name not in mixin.vision_models:
+                mixin.vision_models.append(public_name)
 
 
 def gui_entry() -> dict[str, Any]:
