@@ -77,6 +77,8 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
         which turns a typo into a silent model switch; here a name must be a
         model or an alias.
         """
+        if model in cls.models:  # the common case: an exact upstream name
+            return model
         if model is not None and not isinstance(model, str):
             raise ModelNotFoundError(f"AutonomousAI: model must be a string such as 'llama', got {type(model).__name__}")
         known = not model or model == "auto" or model in cls.models or model in (cls.model_aliases or {})
@@ -373,6 +375,12 @@ def _resolve_endpoint(base_url: Any, from_env: str, model: str) -> tuple[str, st
 _cached_endpoint = functools.lru_cache(maxsize=64)(_resolve_endpoint)
 
 
+@functools.lru_cache(maxsize=64)
+def _timeout_for(seconds: float) -> aiohttp.ClientTimeout:
+    # connect= also bounds the DNS look-up, which sock_connect does not cover.
+    return aiohttp.ClientTimeout(total=None, connect=seconds, sock_connect=seconds, sock_read=seconds)
+
+
 def _client_timeout(timeout: Any) -> aiohttp.ClientTimeout:
     """``timeout`` bounds connecting, the wait for the answer and each gap between events."""
     if timeout is None or timeout == 0:
@@ -381,8 +389,7 @@ def _client_timeout(timeout: Any) -> aiohttp.ClientTimeout:
         seconds = float(timeout)
     else:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    # connect= also bounds the DNS look-up, which sock_connect does not cover.
-    return aiohttp.ClientTimeout(total=None, connect=seconds, sock_connect=seconds, sock_read=seconds)
+    return _timeout_for(seconds)
 
 
 def _proxy_and_credentials(proxy: str | None) -> tuple[str | None, dict[str, str] | None]:

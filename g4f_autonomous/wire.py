@@ -116,22 +116,29 @@ def attach_images(messages: list[dict[str, Any]], image_urls: Iterable[str]) -> 
     return messages
 
 
+# Built once: json.dumps with options makes a new encoder on every call.
+_UTF8_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ASCII_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode_messages(messages: list[dict[str, Any]]) -> str:
     """Base64 of the UTF-8 JSON of the messages, as the upstream expects."""
-    raw = json.dumps(messages, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    raw = _UTF8_JSON.encode(messages).encode("utf-8")
     return base64.b64encode(raw).decode("ascii")
 
 
 def build_body(model: str, messages: list[dict[str, Any]], thread_id: str, stream: bool) -> bytes:
     """The JSON request body, for both stream modes."""
     body = {"messages": encode_messages(messages), "threadId": thread_id, "stream": stream, "aiAgent": model}
-    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+    return _ASCII_JSON.encode(body).encode("ascii")
 
 
 def build_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Browser headers, with the caller's overrides; CR/LF anywhere is refused."""
     headers = dict(BROWSER_HEADERS)
-    for name, value in (extra or {}).items():
+    if not extra:
+        return headers
+    for name, value in extra.items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise ValueError(f"headers: names and values must be strings, got {type(name).__name__}: {type(value).__name__}")
         if _CONTROL.search(name) or _CONTROL.search(value.replace("\t", " ")):
