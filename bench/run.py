@@ -33,6 +33,9 @@ if __package__ in (None, ""):  # ``python bench/run.py``: make ``bench`` and the
 
 from bench.emulator_process import ROOT, EmulatorProcess, kill_quietly  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tests"))
+from offline import offline_env as _tests_offline_env  # noqa: E402
+
 MIB = 1024 * 1024
 OP_TIMEOUT = 120.0  # one measured operation (the slowest, g4f's client on 100,000 deltas, takes ~3 s)
 CHILD_TIMEOUT = 120.0
@@ -244,19 +247,8 @@ def _progress(message: str) -> None:
 
 
 def offline_env(root: Path) -> dict[str, str]:
-    """Environment that keeps g4f off the network: its providers list cached locally (DESIGN.md 5)."""
-    import datetime
-
-    stub = {"providers": {"default": {"baseUrl": "http://127.0.0.1:9/v1"}}, "defaultModels": {}}
-    cache = root / "g4f-cache"
-    today = datetime.date.today()
-    for day in (today - datetime.timedelta(days=1), today, today + datetime.timedelta(days=1)):
-        folder = cache / ".models" / day.isoformat()
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "providers.json").write_text(json.dumps(stub))
-    (root / "g4f-config").mkdir(exist_ok=True)
-    env = dict(os.environ)
-    env.update({"G4F_CACHE_DIR": str(cache), "G4F_CONFIG_DIR": str(root / "g4f-config")})
+    """Environment that keeps g4f off the network (DESIGN.md 5): the tests' own recipe."""
+    env = _tests_offline_env(root)
     env.pop("G4F_AUTONOMOUS_BASE_URL", None)
     return env
 

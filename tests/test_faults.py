@@ -3,10 +3,9 @@ status, endpoint and cause, and leaves no stream open behind it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from g4f.errors import CloudflareError, RateLimitError, ResponseError, ResponseStatusError
@@ -14,6 +13,7 @@ from g4f.errors import TimeoutError as G4FTimeoutError
 
 from g4f_autonomous import AutonomousAI
 from g4f_autonomous.emulator import PLAIN_HTML_PAGE, Emulator, Fault
+from polling import until
 
 MESSAGES = [{"role": "user", "content": "tell me a story"}]
 ANSWER = "llama heard: tell me a story"
@@ -27,15 +27,6 @@ async def ask(base_url: str, messages: list = MESSAGES, **kwargs: Any) -> list:
 
 def text_of(items: list) -> str:
     return "".join(item for item in items if isinstance(item, str))
-
-
-async def until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    """Poll (bounded) for something the server notices asynchronously."""
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return True
-        await asyncio.sleep(0.01)
-    return condition()
 
 
 async def expect_failure(emulator: Emulator, fault: Fault, error_type: type, **kwargs: Any) -> str:

@@ -9,11 +9,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from g4f_autonomous import AutonomousAI
 from g4f_autonomous.emulator import Fault, answer_text
 from offline import offline_env
+from polling import until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,15 +26,6 @@ def user(text: str) -> list[dict[str, str]]:
 async def answer(base_url: str, text: str, **kwargs: Any) -> str:
     parts = [item async for item in AutonomousAI.create_async_generator("llama", user(text), base_url=base_url, **kwargs)]
     return "".join(part for part in parts if isinstance(part, str))
-
-
-async def until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    """Poll (bounded) for something the server notices asynchronously."""
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return True
-        await asyncio.sleep(0.01)
-    return condition()
 
 
 def open_fds() -> int:
