@@ -57,6 +57,7 @@ BROWSER_HEADERS: dict[str, str] = {
 BODY_EXCERPT = 200
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 
 
 # --- request side -----------------------------------------------------------
@@ -175,14 +176,19 @@ def _checked_http_url(value: Any, source: str, secret: bool = False) -> str:
     shown = "" if secret else f": {redact_url(value)!r}"
     if _CONTROL.search(value) or " " in value:
         raise ValueError(f"{expected} without spaces or control characters{shown}")
+    # The scheme is read off the text itself: urlsplit on Python 3.10 takes
+    # "host:port" or "user:pass@host" for a scheme, which would both misreport
+    # and echo part of a secret.
+    scheme, has_scheme, _ = value.partition("://")
+    if not has_scheme or not _SCHEME.fullmatch(scheme):
+        raise ValueError(f"{expected}; it has no scheme{shown}")
+    if scheme.lower() not in ("http", "https"):
+        raise ValueError(f"{expected}; it has '{scheme}'{shown}")
     try:
         parts = urlsplit(value)
         parts.port  # raises on a port that is not a number
     except ValueError:
         raise ValueError(f"{expected} with a valid host and port{shown}") from None
-    if parts.scheme not in ("http", "https"):
-        scheme = f"'{parts.scheme}'" if parts.scheme else "no scheme"
-        raise ValueError(f"{expected}; it has {scheme}{shown}")
     if not parts.hostname:
         raise ValueError(f"{expected} with a host name{shown}")
     return value

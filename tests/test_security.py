@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from g4f.errors import ResponseError, ResponseStatusError
 
-from g4f_autonomous import AutonomousAI
+from g4f_autonomous import AutonomousAI, wire
 from g4f_autonomous.emulator import BASE_PATH, Emulator, Fault
 from offline import offline_env
 
@@ -310,3 +310,11 @@ def test_serve_command_listens_on_127_0_0_1_only_by_default(tmp_path):
     finally:
         server.terminate()
         server.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("proxy", ["alice:s3cret@proxy.example:8080", "alice@proxy.example:8080"])
+def test_proxy_without_scheme_is_refused_without_echoing_its_user(proxy):
+    # Python 3.10's urlsplit reads "alice" as the scheme here; the message must not.
+    with pytest.raises(ValueError) as raised:
+        wire.check_proxy(proxy)
+    assert str(raised.value) == "proxy must be an http:// or https:// URL; it has no scheme"
