@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from processes import stop_process  # tests/processes.py, on the path via bench/__init__
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
 
@@ -41,13 +43,7 @@ class EmulatorProcess:
         process, self.process = self.process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        stop_process(process, 10)
         if process.stdout is not None:
             process.stdout.close()
 

@@ -32,9 +32,7 @@ if __package__ in (None, ""):  # ``python bench/run.py``: make ``bench`` and the
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.emulator_process import ROOT, EmulatorProcess, kill_quietly  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "tests"))
-from offline import offline_env as _tests_offline_env  # noqa: E402
+from offline import offline_env as _tests_offline_env  # noqa: E402  (tests/ is on the path: bench/__init__)
 
 MIB = 1024 * 1024
 OP_TIMEOUT = 120.0  # one measured operation (the slowest, g4f's client on 100,000 deltas, takes ~3 s)

@@ -81,7 +81,7 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             return model
         if model is not None and not isinstance(model, str):
             raise ModelNotFoundError(f"AutonomousAI: model must be a string such as 'llama', got {type(model).__name__}")
-        known = not model or model == "auto" or model in cls.models or model in (cls.model_aliases or {})
+        known = not model or model == "auto" or model in (cls.model_aliases or {})
         resolved = super().get_model(model, **kwargs) if known else None
         if resolved not in cls.models:
             aliases = ", ".join(f"{alias} → {name}" for alias, name in wire.MODEL_ALIASES.items())
@@ -183,7 +183,7 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
     @classmethod
     async def get_health(cls, api_key: str | None = None, base_url: str | None = None, **kwargs: Any) -> dict:
         """A cheap GET of the base URL; reports reachability and never raises."""
-        given = base_url or os.environ.get(wire.BASE_URL_ENV) or wire.DEFAULT_BASE_URL
+        given, _ = wire.configured_base_url(base_url)
         result: dict[str, Any] = {"url": wire.redact_url(str(given)), "status": 0, "ok": False}
         try:
             url = wire.resolve_base_url(base_url)  # a bad URL is a report too, not an exception

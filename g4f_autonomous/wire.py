@@ -148,14 +148,25 @@ def build_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return headers
 
 
-def resolve_base_url(base_url: str | None = None) -> str:
-    """``base_url`` argument, else $G4F_AUTONOMOUS_BASE_URL, else the public service."""
+def configured_base_url(base_url: Any = None) -> tuple[Any, str]:
+    """The base URL as configured, unchecked, and where it came from.
+
+    ``base_url`` argument, else $G4F_AUTONOMOUS_BASE_URL, else the public service.
+    """
     if base_url:
-        return _checked_http_url(base_url, "base_url").rstrip("/")
+        return base_url, "base_url"
     from_env = os.environ.get(BASE_URL_ENV, "")
     if from_env:
-        return _checked_http_url(from_env, BASE_URL_ENV).rstrip("/")
-    return DEFAULT_BASE_URL
+        return from_env, BASE_URL_ENV
+    return DEFAULT_BASE_URL, "default"
+
+
+def resolve_base_url(base_url: str | None = None) -> str:
+    """The configured base URL, checked; a bad one raises ValueError naming its source."""
+    value, source = configured_base_url(base_url)
+    if source == "default":
+        return value
+    return _checked_http_url(value, source).rstrip("/")
 
 
 def endpoint_url(base_url: str, model: str) -> str:

@@ -22,6 +22,7 @@ import pytest
 
 import g4f_autonomous_autoload as autoload
 from offline import offline_env
+from processes import stop_process
 
 PTH_LINE = "import g4f_autonomous_autoload; g4f_autonomous_autoload.arm()"
 
@@ -66,12 +67,7 @@ def start_and_query(root: Path, command: list[str], port: int, path: str, **extr
                 raise AssertionError(f"g4f {command[0]} did not answer {path}:\n{log.read_text()[-3000:]}")
             time.sleep(0.05)
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(30)
+        stop_process(process, 30)
 
 
 def g4f_api(root: Path, **extra: str) -> list[dict]:
