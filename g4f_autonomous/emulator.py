@@ -80,6 +80,9 @@ class Emulator:
     disconnects: int = 0  # streams whose client went away before the end
     open_streams: int = 0
     base_url: str = ""
+    # Seconds an idle kept-alive connection stays open; a small value lets a
+    # test hit the race where the server closes it as the next request starts.
+    keepalive_timeout: float = 75.0
     _runner: web.AppRunner | None = None
     _event_cache: dict[int, bytes] = field(default_factory=dict)
 
@@ -92,7 +95,9 @@ class Emulator:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, keepalive_timeout=self.keepalive_timeout
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
