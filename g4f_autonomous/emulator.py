@@ -56,6 +56,7 @@ class Fault:
     malformed_every: int = 0  # a non-JSON data line after every N-th delta
     huge_event_bytes: int = 0  # one extra delta of this many characters first
     chunk_size: int = 0  # write the body in pieces of this many bytes (0: whole events)
+    per_event: bool = False  # with ``deltas``: one write (one HTTP chunk) per event, as real servers send
     deltas: int | None = None  # answer with this many "tok " deltas instead of the echo
     stream_error: str | None = None  # after the first delta, send data: {"error": {...}}
     no_done: bool = False  # end cleanly without finish reason, usage and [DONE]
@@ -159,7 +160,8 @@ class Emulator:
         self.open_streams += 1
         try:
             if fault.deltas is not None and not _needs_per_delta_control(fault):
-                await self._write(response, self._bulk_events(fault.deltas), fault.chunk_size)
+                size = len(_event("tok ")) if fault.per_event else fault.chunk_size
+                await self._write(response, self._bulk_events(fault.deltas), size)
                 await self._write(response, _closing_events(fault, messages, fault.deltas), fault.chunk_size)
             else:
                 for index, delta in enumerate(deltas):
