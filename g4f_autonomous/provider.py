@@ -6,28 +6,26 @@ import asyncio
 import base64
 import functools
 import io
-import json
+import math
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Callable, Mapping
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from g4f import debug
-from g4f.errors import G4FError, ModelNotFoundError, ProviderNotWorkingError, ResponseError
+from g4f.errors import ModelNotFoundError, ProviderNotWorkingError, ResponseError
 from g4f.errors import TimeoutError as G4FTimeoutError
 from g4f.providers.base_provider import AsyncGeneratorProvider, ProviderModelMixin
 from g4f.providers.response import FinishReason, JsonConversation, Usage
 
 from . import wire
+from .answer import TRANSPORT_ERRORS, Deadline, Expired, cause, read_answer
 from .session import pooled_session
-from .sse import SSEDecoder, SSEError
 
 WORKING_ENV = "G4F_AUTONOMOUS_WORKING"
 DEFAULT_TIMEOUT = 120.0
-READ_SIZE = 2**16
-END_GRACE = 0.05  # seconds to wait after [DONE] for the end of the body
 LARGE_BODY = 2**20  # aiohttp's own threshold for its large-body warning
 HEALTH_READ_LIMIT = 2**16
 
@@ -43,9 +41,11 @@ class _Request:
     proxy: str | None
     proxy_headers: dict[str, str] | None
     timeout: aiohttp.ClientTimeout
+    seconds: float  # the gap allowed between events (and for the answer to start)
+    total_timeout: float | None
     stream: bool
     thread_id: str
-    messages: list[dict[str, Any]]  # as sent, to redact echoes of them from errors
+    origin: wire.Origin  # for error messages: the shown endpoint, and what to hide of the user's input
 
 
 def _working_from_env() -> bool:
@@ -103,46 +103,49 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
         conversation: JsonConversation | Mapping[str, Any] | None = None,
         return_conversation: bool = False,
         headers: Mapping[str, str] | None = None,
+        total_timeout: float | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
-        request = cls._build_request(model, messages, proxy, timeout, media, base_url, stream, conversation, headers)
-        session = await pooled_session()
+        request = cls._build_request(
+            model=model, messages=messages, proxy=proxy, timeout=timeout, total_timeout=total_timeout,
+            media=media, base_url=base_url, stream=stream, conversation=conversation, headers=headers,
+        )
+        origin = request.origin
+        deadline = Deadline(request.seconds, request.total_timeout)
         try:
-            response = await session.post(
-                request.endpoint, data=_payload(request.body), headers=request.headers, proxy=request.proxy,
-                proxy_headers=request.proxy_headers, timeout=request.timeout,
-            )
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as error:
-            raise G4FTimeoutError(f"{request.shown_endpoint}: no answer within {request.timeout.sock_read:g} s") from error
-        except aiohttp.ClientError as error:
-            raise ResponseError(f"cannot reach {request.shown_endpoint}: {_cause(error)}") from error
-
-        finished = False
-        try:
-            async for item in _read_answer(response, request.shown_endpoint, request.stream, request.timeout):
-                yield item
-            finished = True
-        except G4FError as error:
-            # Error texts quote bodies, and servers echo input: hide the user's words.
-            error.args = tuple(
-                wire.redact_quotes(arg, wire.message_texts(request.messages)) if isinstance(arg, str) else arg
-                for arg in error.args
-            )
-            raise
+            try:
+                session = await pooled_session()
+                response = await deadline.wait(session.post(
+                    request.endpoint, data=_payload(request.body), headers=request.headers, proxy=request.proxy,
+                    proxy_headers=request.proxy_headers, timeout=request.timeout, allow_redirects=False,
+                ))
+            except Expired:
+                raise deadline.error(origin, f"no answer within {request.seconds:g} s") from None
+            except (asyncio.TimeoutError, *TRANSPORT_ERRORS) as error:
+                if isinstance(error, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+                    raise G4FTimeoutError(f"{origin.endpoint}: no connection within {request.seconds:g} s") from None
+                raise ResponseError(f"cannot reach {origin.endpoint}: {origin.quote(cause(error))}") from None
+            finished = False
+            try:
+                async for item in read_answer(response, origin, deadline, request.stream):
+                    yield item
+                finished = True
+            finally:
+                # An early stop (break, aclose, cancel) or an error must drop the
+                # connection at once: the rest of the body is unread.
+                if finished:
+                    response.release()
+                else:
+                    response.close()
         finally:
-            # An early stop (break, aclose, cancel) must drop the connection at
-            # once: the rest of the body is unread, so it cannot be reused.
-            if finished:
-                response.release()
-            else:
-                response.close()
+            deadline.close()
         if return_conversation:
             yield JsonConversation(thread_id=request.thread_id)
 
     @classmethod
     def _build_request(
-        cls, model: Any, messages: Any, proxy: Any, timeout: Any, media: Any, base_url: Any,
-        stream: Any, conversation: Any, headers: Any,
+        cls, *, model: Any, messages: Any, proxy: Any, timeout: Any, total_timeout: Any, media: Any,
+        base_url: Any, stream: Any, conversation: Any, headers: Any,
     ) -> "_Request":
         """Check every argument and build the request, for both stream modes, before any I/O."""
         # g4f checks ``working`` only where it picks providers itself; a client
@@ -157,7 +160,7 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             if model not in cls.vision_models:
                 debug.log(f"AutonomousAI: {model} cannot see images, using {cls.default_vision_model}")
                 model = cls.default_vision_model
-            wire_messages = wire.attach_images(wire_messages, _media_urls(media))
+            wire_messages = wire.attach_images(wire_messages, wire.media_urls(media))
         endpoint, shown_endpoint = _endpoint(base_url, model)
         proxy, proxy_auth = _proxy_and_credentials(wire.check_proxy(proxy))
         request_headers = wire.build_headers(headers)
@@ -167,6 +170,7 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
         elif proxy_auth:
             request_headers.update(proxy_auth)  # plain http: the proxy reads the request itself
         thread_id = _thread_id(conversation) or str(uuid.uuid4())
+        seconds = _seconds("timeout", timeout, DEFAULT_TIMEOUT)
         return _Request(
             endpoint=endpoint,
             shown_endpoint=shown_endpoint,
@@ -174,10 +178,12 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             headers=request_headers,
             proxy=proxy,
             proxy_headers=proxy_headers,
-            timeout=_client_timeout(timeout),
+            timeout=_timeout_for(seconds),
+            seconds=seconds,
+            total_timeout=_seconds("total_timeout", total_timeout, None),
             stream=bool(stream),
             thread_id=thread_id,
-            messages=wire_messages,
+            origin=wire.Origin(shown_endpoint, _redactor(wire_messages)),
         )
 
     @classmethod
@@ -201,7 +207,7 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
                 elif response.status >= 500:
                     result["error"] = f"HTTP {response.status}"
         except Exception as error:  # a health probe reports, it does not raise
-            result["error"] = _cause(error)
+            result["error"] = cause(error)
         return result
 
 
@@ -216,143 +222,10 @@ async def _read_head(response: aiohttp.ClientResponse, limit: int) -> str:
     return head.decode("utf-8", errors="replace")
 
 
-async def _read_answer(
-    response: aiohttp.ClientResponse, endpoint: str, stream: bool, timeout: aiohttp.ClientTimeout
-) -> AsyncIterator[Any]:
-    content_type = response.headers.get("content-type", "").lower()
-    answer = _Answer(endpoint)
-    if response.status >= 300 or not content_type.startswith("text/event-stream"):
-        body = await _read_text(response, endpoint, timeout)
-        if response.status >= 300 or wire.looks_like_html(content_type, body):
-            raise wire.http_failure(response.status, content_type, body, endpoint)
-        text = answer.take_body(body)
-        if text:
-            yield text
-    else:
-        held: list[str] = []  # stream=False: one piece at the end
-        decoder = SSEDecoder()
-        try:
-            async for block in response.content.iter_chunked(READ_SIZE):
-                for text in answer.take(decoder.feed(block)):
-                    if stream:
-                        yield text
-                    else:
-                        held.append(text)
-                if answer.done:
-                    await _finish_body(response)
-                    break
-            else:
-                held.extend(answer.take(decoder.close()))
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as error:
-            raise G4FTimeoutError(
-                f"{endpoint}: stream stalled for {timeout.sock_read:g} s after {answer.deltas} deltas"
-            ) from error
-        except aiohttp.ClientError as error:
-            raise ResponseError(f"{endpoint}: stream broke after {answer.deltas} deltas: {_cause(error)}") from error
-        except SSEError as error:
-            raise ResponseError(f"{endpoint}: {error}") from error
-        if not (answer.done or answer.deltas or answer.finish_reason):
-            # Not one answer event and no [DONE]: an empty reply would hide the failure.
-            raise ResponseError(f"{endpoint}: event stream ended without an answer or [DONE]")
-        if held:
-            yield "".join(held)
-    if answer.finish_reason:
-        yield FinishReason(answer.finish_reason)
-    if answer.usage:
-        yield Usage(**answer.usage)
-
-
-async def _finish_body(response: aiohttp.ClientResponse) -> None:
-    """After [DONE], read the end of the body if it comes at once, so the connection is reused.
-
-    aiohttp only returns a connection to the pool when its body was read to the
-    end, and a server often sends [DONE] and the end of the body in two writes.
-    Without this, about one call in 30 paid for a new connection (measured in
-    ``bench``). A server that keeps the body open is not waited for.
-    """
-    if response.content.is_eof():
-        return
-    await asyncio.sleep(0)  # one turn of the loop reads an end already on the socket: no task needed
-    if response.content.is_eof():
-        return
-    try:
-        await asyncio.wait_for(_discard_rest(response.content), END_GRACE)
-    except (asyncio.TimeoutError, aiohttp.ClientError):
-        pass  # the answer is complete; only the connection is not reused
-
-
-async def _discard_rest(content: aiohttp.StreamReader) -> None:
-    while await content.readany():
-        pass
-
-
-class _Answer:
-    """What has been read of one answer so far: the end marker, finish reason, usage."""
-
-    __slots__ = ("endpoint", "done", "deltas", "finish_reason", "usage")
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.done = False
-        self.deltas = 0
-        self.finish_reason: str | None = None
-        self.usage: dict | None = None
-
-    def take(self, events: list) -> list[str]:
-        """The text deltas of these events, up to ``[DONE]``."""
-        texts = []
-        for event in events:
-            if self.done:
-                break
-            if event.data == "[DONE]":
-                self.done = True
-                break
-            chunk = self._parse(event.data)
-            if chunk is not None and chunk.text:
-                texts.append(chunk.text)
-        self.deltas += len(texts)
-        return texts
-
-    def take_body(self, body: str) -> str:
-        """A body not declared an event stream: one JSON object, or events after all."""
-        if body.lstrip().startswith("{"):
-            try:
-                payload = json.loads(body)
-            except ValueError:
-                raise ResponseError(f"{self.endpoint}: answer is not valid JSON: {wire.excerpt(body)}") from None
-            chunk = self._record(wire.read_chunk(payload, self.endpoint))
-            return chunk.text
-        decoder = SSEDecoder()
-        events = decoder.feed(body.encode("utf-8")) + decoder.close()
-        if not events:
-            raise ResponseError(
-                f"{self.endpoint}: answer is neither an event stream nor JSON: {wire.excerpt(body)}"
-            )
-        return "".join(self.take(events))
-
-    def _parse(self, data: str) -> wire.Chunk | None:
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            # Seen upstream: stray non-JSON lines between good events. Skip them,
-            # and log only the size: the line may quote the user's message.
-            debug.log(f"AutonomousAI: skipped a malformed event of {len(data)} characters from {self.endpoint}")
-            return None
-        return self._record(wire.read_chunk(payload, self.endpoint))
-
-    def _record(self, chunk: wire.Chunk) -> wire.Chunk:
-        self.finish_reason = chunk.finish_reason or self.finish_reason
-        self.usage = chunk.usage or self.usage
-        return chunk
-
-
-async def _read_text(response: aiohttp.ClientResponse, endpoint: str, timeout: aiohttp.ClientTimeout) -> str:
-    try:
-        return await response.text(errors="replace")
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as error:
-        raise G4FTimeoutError(f"{endpoint}: body stalled for {timeout.sock_read:g} s") from error
-    except aiohttp.ClientError as error:
-        raise ResponseError(f"{endpoint}: body broke off: {_cause(error)}") from error
+def _redactor(messages: list[dict[str, Any]]) -> Callable[[str], str]:
+    def redact(text: str) -> str:
+        return wire.redact_quotes(text, wire.message_texts(messages))
+    return redact
 
 
 def _endpoint(base_url: Any, model: str) -> tuple[str, str]:
@@ -378,18 +251,17 @@ _cached_endpoint = functools.lru_cache(maxsize=64)(_resolve_endpoint)
 @functools.lru_cache(maxsize=64)
 def _timeout_for(seconds: float) -> aiohttp.ClientTimeout:
     # connect= also bounds the DNS look-up, which sock_connect does not cover.
-    return aiohttp.ClientTimeout(total=None, connect=seconds, sock_connect=seconds, sock_read=seconds)
+    # Reads are bounded by the provider's own Deadline, which counts events, not bytes.
+    return aiohttp.ClientTimeout(total=None, connect=seconds, sock_connect=seconds)
 
 
-def _client_timeout(timeout: Any) -> aiohttp.ClientTimeout:
-    """``timeout`` bounds connecting, the wait for the answer and each gap between events."""
-    if timeout is None or timeout == 0:
-        seconds = DEFAULT_TIMEOUT
-    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
-        seconds = float(timeout)
-    else:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return _timeout_for(seconds)
+def _seconds(name: str, value: Any, default: float | None) -> float | None:
+    """A positive number of seconds; None or 0 means ``default``."""
+    if value is None or (value == 0 and not isinstance(value, bool)):
+        return default
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf:
+        return float(value)
+    raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 def _proxy_and_credentials(proxy: str | None) -> tuple[str | None, dict[str, str] | None]:
@@ -426,25 +298,3 @@ def _thread_id(conversation: Any) -> str | None:
     else:
         thread_id = getattr(conversation, "thread_id", None)
     return thread_id if isinstance(thread_id, str) and thread_id else None
-
-
-def _media_urls(media: list) -> list[str]:
-    from g4f.image import to_data_uri
-
-    urls = []
-    for item in media:
-        data, filename = item if isinstance(item, (tuple, list)) else (item, None)
-        urls.append(to_data_uri(data, filename))
-    return urls
-
-
-def _cause(error: BaseException) -> str:
-    """A short cause without URLs that could carry credentials."""
-    if isinstance(error, aiohttp.ClientConnectorError):
-        os_error = error.os_error
-        if isinstance(os_error, ConnectionError) and os_error.errno:
-            # asyncio words a refused connect "Connect call failed"; the errno says why.
-            return f"{type(error).__name__}: {os.strerror(os_error.errno)}"
-        return f"{type(error).__name__}: {os_error.strerror or os_error}"
-    text = str(error) or type(error).__name__
-    return f"{type(error).__name__}: {wire.excerpt(text)}" if text != type(error).__name__ else text

@@ -12,7 +12,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from g4f.errors import CloudflareError, RateLimitError, ResponseError, ResponseStatusError
@@ -117,15 +117,64 @@ def attach_images(messages: list[dict[str, Any]], image_urls: Iterable[str]) -> 
     return messages
 
 
+def media_urls(media: Any) -> list[str]:
+    """g4f media as image URLs: data URIs, or http(s) URLs passed on as given.
+
+    ``media`` is a list of ``(data, filename)`` pairs or of data (bytes, a
+    path, an image object g4f reads, a ``data:image/`` URI or an http(s) URL).
+    Anything else is a ValueError naming ``media`` or ``media[i]``, before any I/O.
+    """
+    if not isinstance(media, (list, tuple)):
+        raise ValueError(f"media must be a list of (data, filename) pairs or of image data, got {type(media).__name__}")
+    from g4f.image import to_data_uri  # g4f's image helpers import PIL and friends: only when needed
+
+    urls = []
+    for index, item in enumerate(media):
+        is_pair = isinstance(item, (tuple, list))
+        if is_pair and (len(item) != 2 or not (item[1] is None or isinstance(item[1], str))):
+            raise ValueError(f"media[{index}] must be image data or a (data, filename) pair with a filename string")
+        data, filename = item if is_pair else (item, None)
+        if isinstance(data, str):
+            if not data.startswith(("data:image/", "http://", "https://")) or _CONTROL.search(data):
+                raise ValueError(f"media[{index}] is a string but not a data:image/ URI or an http(s) URL")
+            urls.append(data)
+            continue
+        try:
+            url = to_data_uri(data, filename)
+        except Exception as error:  # g4f raises ValueError, NameError, OSError ... for what it cannot read
+            raise ValueError(f"media[{index}] is not an image g4f can read ({type(error).__name__})") from None
+        if not isinstance(url, str) or not url.startswith("data:"):
+            raise ValueError(f"media[{index}] is not an image g4f can read")
+        urls.append(url)
+    return urls
+
+
 # Built once: json.dumps with options makes a new encoder on every call.
 _UTF8_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _ASCII_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 def encode_messages(messages: list[dict[str, Any]]) -> str:
-    """Base64 of the UTF-8 JSON of the messages, as the upstream expects."""
-    raw = _UTF8_JSON.encode(messages).encode("utf-8")
+    """Base64 of the UTF-8 JSON of the messages, as the upstream expects.
+
+    A text that UTF-8 cannot encode (a lone surrogate such as "\\ud800") is a
+    ValueError naming the message.
+    """
+    try:
+        raw = _UTF8_JSON.encode(messages).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{_unencodable(messages)} contains a lone surrogate that UTF-8 cannot encode") from None
     return base64.b64encode(raw).decode("ascii")
+
+
+def _unencodable(messages: list[dict[str, Any]]) -> str:
+    """Which message UTF-8 cannot encode (only called on that error)."""
+    for index, message in enumerate(messages):
+        try:
+            _UTF8_JSON.encode(message).encode("utf-8")
+        except UnicodeEncodeError:
+            return f"messages[{index}]"
+    return "messages"
 
 
 def build_body(model: str, messages: list[dict[str, Any]], thread_id: str, stream: bool) -> bytes:
@@ -134,17 +183,39 @@ def build_body(model: str, messages: list[dict[str, Any]], thread_id: str, strea
     return _ASCII_JSON.encode(body).encode("ascii")
 
 
+# Headers that decide how the request is framed or routed, or that belong to
+# one hop. g4f's GUI passes a remote user's JSON keys through as arguments, so
+# ``headers=`` must not let anyone pick the Host, smuggle a second framing
+# (Transfer-Encoding beside Content-Length) or cut the body short.
+FORBIDDEN_HEADERS = frozenset({
+    "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer",
+    "upgrade", "expect",
+})
+
+
 def build_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Browser headers, with the caller's overrides; CR/LF anywhere is refused."""
+    """Browser headers, with the caller's overrides.
+
+    Refused with ValueError: CR/LF or other control characters anywhere, and
+    framing, routing or hop-by-hop headers (FORBIDDEN_HEADERS and ``proxy-*``).
+    """
     headers = dict(BROWSER_HEADERS)
     if not extra:
         return headers
+    if not isinstance(extra, Mapping):
+        raise ValueError(f"headers must be a dict of strings, got {type(extra).__name__}")
     for name, value in extra.items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise ValueError(f"headers: names and values must be strings, got {type(name).__name__}: {type(value).__name__}")
         if _CONTROL.search(name) or _CONTROL.search(value.replace("\t", " ")):
-            raise ValueError(f"headers: {name.strip()!r} contains CR, LF or another control character")
-        headers[name.lower()] = value
+            raise ValueError(f"headers: {name.strip()[:40]!r} contains CR, LF or another control character")
+        key = name.strip().lower()
+        if key in FORBIDDEN_HEADERS or key.startswith("proxy-"):
+            raise ValueError(
+                f"headers: {key!r} cannot be set: it controls how the request is framed or routed "
+                "(use the proxy argument for a proxy)"
+            )
+        headers[key] = value
     return headers
 
 
@@ -219,49 +290,99 @@ def redact_url(url: str) -> str:
 
 # --- answer side ------------------------------------------------------------
 
+# What reaches g4f is checked: its FinishReason and Usage take anything, and a
+# hostile upstream's odd value would only fail later, inside the caller.
+FINISH_REASON_LIMIT = 64
+USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+_COUNT_LIMIT = 2**53  # larger counts are not counts; JSON readers lose precision past it
+
+
 @dataclass(slots=True)
 class Chunk:
     """What one upstream JSON object contributes to the answer."""
 
     text: str = ""
     finish_reason: str | None = None
-    usage: dict[str, Any] | None = None
+    usage: dict[str, int] | None = None
 
 
-def read_chunk(payload: Any, endpoint: str) -> Chunk:
+def _keep(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an answer comes from, for error messages.
+
+    Every error the provider raises about an answer starts with ``endpoint``
+    (already without credentials), and every piece of upstream text it quotes
+    goes through :meth:`quote`: at most BODY_EXCERPT characters, with runs
+    taken from the user's own messages hidden, because servers echo input.
+    """
+
+    endpoint: str
+    redact: Callable[[str], str] = _keep
+
+    def quote(self, text: str) -> str:
+        return self.redact(excerpt(text))
+
+
+def read_chunk(payload: Any, origin: Origin) -> Chunk:
     """Map one ``chat.completion.chunk`` (or a whole non-stream answer) to a Chunk.
 
     The text is in ``choices[0].delta.content`` (or ``message.content`` for a
     non-stream answer); the finish reason in ``choices[0].finish_reason`` or, as
     older servers sent it, at the top level. An ``error`` member is raised.
+    A finish reason that is not a short string, and usage members that are not
+    known token counts, are left out.
     """
     if not isinstance(payload, dict):
-        raise ResponseError(f"{endpoint} sent {type(payload).__name__} where an answer object was expected")
+        raise ResponseError(f"{origin.endpoint} sent {type(payload).__name__} where an answer object was expected")
     if payload.get("error"):
-        raise ResponseError(f"{endpoint} reported an error: {_error_text(payload['error'])}")
-    chunk = Chunk(finish_reason=payload.get("finish_reason") or None)
+        raise ResponseError(f"{origin.endpoint} reported an error: {origin.quote(_error_text(payload['error']))}")
+    chunk = Chunk(finish_reason=_finish_reason(payload.get("finish_reason")))
     choices = payload.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         choice = choices[0]
         message = choice.get("delta") or choice.get("message")
         if isinstance(message, dict) and isinstance(message.get("content"), str):
             chunk.text = message["content"]
-        chunk.finish_reason = choice.get("finish_reason") or chunk.finish_reason
-    usage = payload.get("usage")
-    if isinstance(usage, dict):
-        chunk.usage = usage
+        chunk.finish_reason = _finish_reason(choice.get("finish_reason")) or chunk.finish_reason
+    chunk.usage = _usage(payload.get("usage"))
     return chunk
 
 
+def _finish_reason(value: Any) -> str | None:
+    if isinstance(value, str) and 0 < len(value) <= FINISH_REASON_LIMIT and value.isprintable():
+        return value
+    return None
+
+
+def _usage(value: Any) -> dict[str, int] | None:
+    if not isinstance(value, dict):
+        return None
+    counts = {}
+    for name in USAGE_COUNTS:
+        count = value.get(name)
+        if type(count) is int and 0 <= count < _COUNT_LIMIT:  # not bool, not float, not a string
+            counts[name] = count
+    return counts or None
+
+
 def _error_text(error: Any) -> str:
+    """The readable part of an upstream ``error`` member, without walking arbitrary structures."""
     if isinstance(error, dict):
-        error = error.get("message") or error.get("code") or error
-    text = error if isinstance(error, str) else json.dumps(error, default=str)
-    return excerpt(text)
+        error = error.get("message") or error.get("code") or "an error object without a message"
+    if isinstance(error, str):
+        return error
+    if isinstance(error, (int, float)):
+        return str(error)
+    return f"an error {type(error).__name__}"
 
 
 def excerpt(text: str) -> str:
-    text = " ".join(text.split())
+    """At most BODY_EXCERPT characters of ``text``, whitespace collapsed."""
+    text = " ".join(text[:BODY_EXCERPT * 8].split())
     return text if len(text) <= BODY_EXCERPT else text[:BODY_EXCERPT] + "…"
 
 
@@ -328,23 +449,39 @@ def looks_like_html(content_type: str, body: str) -> bool:
     return content_type.startswith("text/html") or head.startswith(("<!doctype", "<html"))
 
 
-def http_failure(status: int, content_type: str, body: str, endpoint: str) -> ResponseError:
-    """The g4f error for a failed answer (non-2xx, or a 200 that is a web page)."""
+def looks_like_json(content_type: str, head: bytes) -> bool:
+    return content_type.startswith("application/json") or head.lstrip()[:1] in (b"{", b"[")
+
+
+_EVENT_FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
+
+
+def looks_like_events(head: bytes) -> bool:
+    """A body that begins the way an event stream does, whatever its content type says."""
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_EVENT_FIELDS)
+
+
+def http_failure(status: int, content_type: str, body: str, origin: Origin, location: str | None = None) -> ResponseError:
+    """The g4f error for an answer that is not one: non-2xx, a redirect, a web page, anything else."""
+    where = f"HTTP {status} from {origin.endpoint}"
     if looks_like_html(content_type, body) and is_cloudflare_challenge(body):
-        return CloudflareError(f"HTTP {status} from {endpoint}: Cloudflare challenge page; try later or use another proxy")
+        return CloudflareError(f"{where}: Cloudflare challenge page; try later or use another proxy")
+    if 300 <= status < 400:
+        target = origin.quote(redact_url(location)) if location else "nowhere"
+        return ResponseStatusError(f"{where}: redirect to {target} not followed; set base_url to the service itself")
     if looks_like_html(content_type, body):
         detail = "an HTML page"
     elif content_type.startswith("application/json"):
         try:
             data = json.loads(body)
-            detail = _error_text(data.get("error") or data.get("message") or data) if isinstance(data, dict) else excerpt(body)
-        except ValueError:
-            detail = excerpt(body)
+            detail = _error_text(data.get("error") or data.get("message") or body) if isinstance(data, dict) else body
+        except (ValueError, RecursionError):
+            detail = body
+        detail = origin.quote(detail)
     else:
-        detail = excerpt(body) or "an empty body"
-    message = f"HTTP {status} from {endpoint}: {detail}"
-    if status == 429:
-        return RateLimitError(message)
+        detail = origin.quote(body) or "an empty body"
     if 200 <= status < 300:
-        return ResponseError(message)
-    return ResponseStatusError(message)
+        return ResponseError(f"{origin.endpoint}: answer is neither an event stream nor JSON: {detail}")
+    if status == 429:
+        return RateLimitError(f"{where}: {detail}")
+    return ResponseStatusError(f"{where}: {detail}")

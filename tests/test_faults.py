@@ -143,7 +143,7 @@ async def test_body_neither_event_stream_nor_json_raises_response_error(emulator
 async def test_event_stream_without_any_event_raises_instead_of_empty_answer(emulator):
     fault = Fault(body="hello\nworld\n", content_type="text/event-stream")
     message = await expect_failure(emulator, fault, ResponseError)
-    assert message == f"{chat_url(emulator)}: event stream ended without an answer or [DONE]"
+    assert message == f"{chat_url(emulator)}: answer reached its end without any text"
 
 
 async def test_truncated_json_answer_raises_response_error(emulator):

@@ -1,0 +1,345 @@
+"""Reading one upstream answer, every read bounded in bytes and in time.
+
+The provider runs inside long-lived, shared processes (``g4f api``, ``g4f gui``),
+so nothing an upstream sends may take unbounded memory or time, and nothing but
+g4f's own errors may come out of here:
+
+- an error body (or a 200 that is neither events nor JSON) is read up to
+  ERROR_BODY_LIMIT decoded bytes; a whole JSON answer, and the text held for a
+  ``stream=False`` caller, up to MAX_ANSWER_SIZE;
+- :class:`Deadline` bounds each wait by the provider's own clock: ``timeout``
+  seconds without an event (not without a byte: a server dripping one byte at a
+  time gets no more time than a silent one), and ``total_timeout`` for the call;
+- aiohttp's and the parser's exceptions become g4f errors whose text quotes the
+  upstream only through :meth:`wire.Origin.quote`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+from typing import Any, AsyncIterator, Awaitable, TypeVar
+
+import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
+from g4f import debug
+from g4f.errors import ResponseError
+from g4f.errors import TimeoutError as G4FTimeoutError
+from g4f.providers.response import FinishReason, Usage
+
+from . import wire
+from .sse import SSEDecoder, SSEError, ServerSentEvent
+
+__all__ = ["Deadline", "Expired", "read_answer", "transport_error", "MAX_ANSWER_SIZE", "ERROR_BODY_LIMIT"]
+
+# A whole JSON answer (bytes) and the text held for stream=False (characters).
+MAX_ANSWER_SIZE = 32 * 2**20
+# Enough to quote 200 characters and to recognise a Cloudflare page.
+ERROR_BODY_LIMIT = 64 * 2**10
+READ_SIZE = 2**16
+END_GRACE = 0.05  # seconds to wait after [DONE] for the end of the body
+
+# What reading from aiohttp can raise besides timeouts: its client errors, the
+# HTTP parser's own errors (the pure-Python parser lets TransferEncodingError
+# out unwrapped) and socket errors.
+TRANSPORT_ERRORS = (aiohttp.ClientError, HttpProcessingError, OSError)
+
+T = TypeVar("T")
+
+
+class Expired(Exception):
+    """A :class:`Deadline` ran out; the caller turns it into g4f's TimeoutError."""
+
+
+class Deadline:
+    """The provider's own clock for one call: ``gap`` seconds between events, ``total`` for all.
+
+    aiohttp's read timeout restarts on every byte, and a malformed chunk can
+    stall its C parser for ever; this one restarts only on :meth:`progress`
+    (an event arrived) and cancels the waiting read itself. One timer per
+    call, re-armed lazily, so an event costs a clock read, not a timer.
+    """
+
+    __slots__ = ("gap", "total", "_loop", "_end", "_last", "_handle", "_task", "_waiting", "expired")
+
+    def __init__(self, gap: float, total: float | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        now = self._loop.time()
+        self.gap = gap
+        self.total = total
+        self._end = now + total if total else math.inf
+        self._last = now
+        self._handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task | None = None
+        self._waiting = False
+        self.expired = ""  # "gap" or "total" once it has run out
+
+    def progress(self) -> None:
+        """An event arrived (or the consumer had the last ones): the gap starts again."""
+        self._last = self._loop.time()
+
+    async def wait(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable``; raise :class:`Expired` if the deadline passes first."""
+        if self._handle is None:
+            self._handle = self._loop.call_at(self._due(), self._fire)
+        self._task = asyncio.current_task()
+        self._waiting = True
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if not self.expired:
+                raise
+            # Our own cancel. On 3.11+ undo it, unless somebody else cancelled too.
+            uncancel = getattr(self._task, "uncancel", None)
+            if uncancel is not None and uncancel() > 0:
+                raise
+            raise Expired(self.expired) from None
+        finally:
+            self._waiting = False
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _due(self) -> float:
+        return min(self._last + self.gap, self._end)
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self._waiting or self._task is None:
+            return  # the next wait re-arms
+        due = self._due()
+        if self._loop.time() < due:  # progress moved the deadline: sleep again
+            self._handle = self._loop.call_at(due, self._fire)
+            return
+        self.expired = "total" if due == self._end else "gap"
+        self._task.cancel()
+
+    def error(self, origin: wire.Origin, stalled: str) -> G4FTimeoutError:
+        """g4f's TimeoutError once expired; ``stalled`` says what a gap interrupted."""
+        if self.expired == "total":
+            return G4FTimeoutError(f"{origin.endpoint}: total_timeout of {self.total:g} s reached")
+        return G4FTimeoutError(f"{origin.endpoint}: {stalled}")
+
+
+def cause(error: BaseException) -> str:
+    """A short cause without URLs that could carry credentials (not yet redacted)."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        os_error = error.os_error
+        if isinstance(os_error, ConnectionError) and os_error.errno:
+            # asyncio words a refused connect "Connect call failed"; the errno says why.
+            return f"{type(error).__name__}: {os.strerror(os_error.errno)}"
+        return f"{type(error).__name__}: {os_error.strerror or os_error}"
+    text = str(error) or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
+
+
+def transport_error(error: BaseException, origin: wire.Origin, what: str) -> ResponseError:
+    return ResponseError(f"{origin.endpoint}: {what}: {origin.quote(cause(error))}")
+
+
+class AnswerState:
+    """What has been read of one answer so far: text seen, the end marker, finish reason, usage."""
+
+    __slots__ = ("origin", "done", "deltas", "finish_reason", "usage")
+
+    def __init__(self, origin: wire.Origin) -> None:
+        self.origin = origin
+        self.done = False
+        self.deltas = 0
+        self.finish_reason: str | None = None
+        self.usage: dict[str, int] | None = None
+
+    def texts(self, events: list[ServerSentEvent]) -> list[str]:
+        """The text deltas of these events, up to ``[DONE]``."""
+        texts = []
+        for event in events:
+            if event.data == "[DONE]":
+                self.done = True
+                break
+            chunk = self._event_chunk(event.data)
+            if chunk is not None and chunk.text:
+                texts.append(chunk.text)
+        self.deltas += len(texts)
+        return texts
+
+    def whole_text(self, body: bytes) -> str:
+        """A whole JSON answer (``stream: false`` upstream)."""
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            text = body.decode("utf-8", errors="replace")
+            raise ResponseError(f"{self.origin.endpoint}: answer is not valid JSON: {self.origin.quote(text)}") from None
+        chunk = self._record(wire.read_chunk(payload, self.origin))
+        self.deltas += bool(chunk.text)
+        return chunk.text
+
+    def closing_items(self) -> list[Any]:
+        """FinishReason and Usage, after checking that there was an answer at all."""
+        if not self.deltas:
+            # An empty success would stop g4f's fallback lists from moving on.
+            reason = f" (finish reason {self.finish_reason!r})" if self.finish_reason else ""
+            ending = "[DONE]" if self.done else "its end"
+            raise ResponseError(f"{self.origin.endpoint}: answer reached {ending} without any text{reason}")
+        items: list[Any] = []
+        if self.finish_reason:
+            items.append(FinishReason(self.finish_reason))
+        if self.usage:
+            items.append(Usage(**self.usage))
+        return items
+
+    def _event_chunk(self, data: str) -> wire.Chunk | None:
+        try:
+            payload = json.loads(data)
+        except json.JSONDecodeError:
+            # Seen upstream: stray non-JSON lines between good events. Skip them,
+            # and log only the size: the line may quote the user's message.
+            debug.log(f"AutonomousAI: skipped a malformed event of {len(data)} characters from {self.origin.endpoint}")
+            return None
+        except (ValueError, RecursionError) as error:
+            # Valid JSON that Python will not hold (nested too deep, a number
+            # of thousands of digits): a real event lost, so the answer is wrong.
+            kind = "nested too deeply" if isinstance(error, RecursionError) else "a number too long to read"
+            raise ResponseError(f"{self.origin.endpoint}: an event could not be read ({kind})") from None
+        return self._record(wire.read_chunk(payload, self.origin))
+
+    def _record(self, chunk: wire.Chunk) -> wire.Chunk:
+        self.finish_reason = chunk.finish_reason or self.finish_reason
+        self.usage = chunk.usage or self.usage
+        return chunk
+
+
+async def read_answer(
+    response: aiohttp.ClientResponse, origin: wire.Origin, deadline: Deadline, stream: bool
+) -> AsyncIterator[Any]:
+    """The answer as str deltas (one str when not ``stream``), then FinishReason and Usage.
+
+    Raises only g4f errors (TimeoutError for a deadline); the caller closes the response.
+    """
+    state = AnswerState(origin)
+    in_stream = False
+    try:
+        content_type = response.headers.get("content-type", "").lower()
+        if response.status >= 300:
+            raise await _failure(response, origin, deadline, content_type, b"")
+        head = b""
+        if not content_type.startswith("text/event-stream"):
+            head = await deadline.wait(response.content.read(READ_SIZE))
+            if wire.looks_like_json(content_type, head):
+                body = await _read_limited(response, deadline, MAX_ANSWER_SIZE, head)
+                if body is None:
+                    raise ResponseError(f"{origin.endpoint}: JSON answer is larger than {MAX_ANSWER_SIZE} bytes")
+                yield state.whole_text(body)
+                for item in state.closing_items():
+                    yield item
+                return
+            if not wire.looks_like_events(head):
+                raise await _failure(response, origin, deadline, content_type, head)
+        in_stream = True
+        async for text in _read_events(response, deadline, state, head, stream):
+            yield text
+    except Expired:
+        if in_stream:
+            raise deadline.error(origin, f"stream stalled for {deadline.gap:g} s after {state.deltas} deltas") from None
+        raise deadline.error(origin, f"no answer within {deadline.gap:g} s") from None
+    except TRANSPORT_ERRORS as error:
+        broke = f"stream broke after {state.deltas} deltas" if in_stream else "body broke off"
+        raise transport_error(error, origin, broke) from None
+    except SSEError as error:
+        raise ResponseError(f"{origin.endpoint}: {error}") from None
+    for item in state.closing_items():
+        yield item
+
+
+async def _read_events(
+    response: aiohttp.ClientResponse, deadline: Deadline, state: AnswerState, head: bytes, stream: bool
+) -> AsyncIterator[str]:
+    decoder = SSEDecoder()
+    held: list[str] = []  # stream=False: one piece at the end
+    held_size = 0
+    read = response.content.read
+    block = head or await deadline.wait(read(READ_SIZE))
+    while True:
+        events = decoder.feed(block) if block else decoder.close()
+        if events:
+            texts = state.texts(events)
+            if stream:
+                for text in texts:
+                    yield text
+            elif texts:
+                held_size += sum(map(len, texts))
+                if held_size > MAX_ANSWER_SIZE:
+                    raise ResponseError(
+                        f"{state.origin.endpoint}: answer is longer than {MAX_ANSWER_SIZE} characters, "
+                        "the most held for stream=False; stream it instead"
+                    )
+                held.extend(texts)
+            deadline.progress()  # after the consumer had the texts: its time is not the upstream's
+        if state.done:
+            await _finish_body(response)
+            break
+        if not block:
+            break
+        block = await deadline.wait(read(READ_SIZE))
+    if held:
+        yield "".join(held)
+
+
+async def _read_limited(
+    response: aiohttp.ClientResponse, deadline: Deadline, limit: int, head: bytes = b""
+) -> bytes | None:
+    """The body, or None once it passes ``limit`` decoded bytes (the rest stays unread)."""
+    body = bytearray(head)
+    while len(body) <= limit:
+        block = await deadline.wait(response.content.read(READ_SIZE))
+        if not block:
+            return bytes(body)
+        body += block
+    return None
+
+
+async def _failure(
+    response: aiohttp.ClientResponse, origin: wire.Origin, deadline: Deadline, content_type: str, head: bytes
+) -> ResponseError:
+    """The g4f error for a status or body that is no answer, from the first ERROR_BODY_LIMIT bytes."""
+    body = bytearray(head)
+    while len(body) < ERROR_BODY_LIMIT:
+        block = await deadline.wait(response.content.read(ERROR_BODY_LIMIT - len(body)))
+        if not block:
+            break
+        body += block
+    text = body.decode("utf-8", errors="replace")
+    return wire.http_failure(response.status, content_type, text, origin, response.headers.get("location"))
+
+
+async def _finish_body(response: aiohttp.ClientResponse) -> None:
+    """After [DONE], read the end of the body if it comes at once, so the connection is reused.
+
+    aiohttp only returns a connection to the pool when its body was read to the
+    end, and a server often sends [DONE] and the end of the body in two writes.
+    Without this, about one call in 30 paid for a new connection (measured in
+    ``bench``). A server that keeps the body open, or sends more, is not waited
+    for: the connection is closed instead.
+    """
+    content = response.content
+    if content.is_eof():
+        return
+    await asyncio.sleep(0)  # one turn of the loop reads an end already on the socket: no task needed
+    if content.is_eof():
+        return
+    try:
+        await asyncio.wait_for(_discard(content, ERROR_BODY_LIMIT), END_GRACE)
+    except (asyncio.TimeoutError, *TRANSPORT_ERRORS):
+        pass  # the answer is complete; only the connection is not reused
+
+
+async def _discard(content: aiohttp.StreamReader, limit: int) -> None:
+    seen = 0
+    while seen <= limit:
+        block = await content.read(READ_SIZE)
+        if not block:
+            return
+        seen += len(block)
