@@ -1,6 +1,6 @@
 """Measurements that need a fresh interpreter: peak memory, leaks, import cost.
 
-``python -m bench.child streams --client provider --streams 200 --deltas 1000 URL``
+``python -m bench.child streams --client provider|limit|line --streams 200 --deltas 1000 URL``
 ``python -m bench.child sync --calls 1000 URL``
 ``python -m bench.child import``
 
@@ -52,23 +52,24 @@ def _peak_rss_kib() -> int:
 
 
 def streams(client: str, count: int, deltas: int, base_url: str) -> dict:
+    """``count`` concurrent answers of ``deltas`` events, one HTTP chunk each."""
     import asyncio
+    import gc
 
     from bench import streams as ops
 
     target = ops.Target(base_url)
+    answer = ops.Answer(deltas)
 
     async def run() -> float:
-        if client == "plain":
-            async with ops.plain_session() as session:
-                start = time.perf_counter()
-                await asyncio.gather(*(ops.plain_stream(session, target, deltas) for _ in range(count)))
-                return time.perf_counter() - start
-        start = time.perf_counter()
-        await asyncio.gather(*(ops.provider_stream(target, deltas) for _ in range(count)))
-        return time.perf_counter() - start
-
-    import gc
+        async with ops.plain_session() as session:
+            if client == "provider":
+                calls = [ops.provider_stream(target, answer) for _ in range(count)]
+            else:
+                calls = [ops.BASELINES[client](session, target, answer) for _ in range(count)]
+            start = time.perf_counter()
+            await asyncio.gather(*calls)
+            return time.perf_counter() - start
 
     gc.collect()
     import_peak = _peak_rss_kib()
@@ -94,10 +95,11 @@ def sync_calls(calls: int, base_url: str) -> dict:
     from g4f_autonomous import session as pool
 
     client = Client(provider=AutonomousAI, base_url=base_url)
-    headers = ops.fault_headers(1)
+    headers = ops.fault_headers(ops.Answer(1))
 
     def call() -> None:
-        if client.chat.completions.create(ops.MESSAGES, ops.MODEL, headers=headers).choices[0].message.content != "tok ":
+        answer = client.chat.completions.create(ops.MESSAGES, ops.MODEL, headers=headers)
+        if answer.choices[0].message.content != ops.DELTA_TEXT:
             raise RuntimeError("the sync client returned a wrong answer")
 
     def open_fds() -> int:
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.child")
     modes = parser.add_subparsers(dest="mode", required=True)
     run_streams = modes.add_parser("streams")
-    run_streams.add_argument("--client", choices=("provider", "plain"), required=True)
+    run_streams.add_argument("--client", choices=("provider", "limit", "line"), required=True)
     run_streams.add_argument("--streams", type=int, required=True)
     run_streams.add_argument("--deltas", type=int, required=True)
     run_streams.add_argument("base_url")

@@ -1,9 +1,15 @@
-"""The measured operations: one answer read by the provider, by g4f's client, or by plain aiohttp.
+"""The measured operations: one answer read by the provider, g4f's client, or a baseline loop.
 
-Each returns a :class:`Timing` and checks it read every delta, so a fast but
-wrong client cannot win. The plain aiohttp loop is the baseline the issue
-names: ``async for line in response.content`` and ``json.loads`` of each
-``data:`` line, with the request body and headers built once, ahead of time.
+Each returns a :class:`Timing` and checks it read the whole text, so a fast
+but wrong client cannot win. The baselines send a request built once, ahead
+of time, over one shared session:
+
+- ``limit``: the minimal correct loop, the reference: 64 KiB blocks, split on
+  blank lines, ``json.loads`` of each ``data:`` payload,
+  ``choices[0].delta.content``;
+- ``line``: the common aiohttp loop, one ``readline`` per line
+  (``async for line in response.content``);
+- ``raw``: reads the body and decodes nothing, the floor the upstream allows.
 """
 
 from __future__ import annotations
@@ -16,88 +22,128 @@ from typing import Any
 
 import aiohttp
 
+from bench.upstream import FAULT_HEADER
 from g4f_autonomous import AutonomousAI, wire
-from g4f_autonomous.emulator import FAULT_HEADER
 
 MODEL = "llama"
 MESSAGES = [{"role": "user", "content": "benchmark"}]
+DELTA_TEXT = "tok "
+READ_SIZE = 2**16
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the upstream sends: ``deltas`` events, one HTTP chunk each (``per_event``) or one
+    chunk in all (a burst); with ``pause``, the first event at once and the rest after it."""
+
+    deltas: int
+    per_event: bool = True
+    pause: float = 0.0
 
 
 @dataclass
 class Timing:
     first: float  # seconds from the call to the first text delta
     total: float  # seconds from the call to the end of the answer
-    deltas: int
 
 
 @functools.lru_cache(maxsize=None)
-def _fault_header(deltas: int) -> str:
-    return json.dumps({"deltas": deltas})
+def fault_headers(answer: Answer) -> dict[str, str]:
+    """The request header that asks for ``answer`` (the emulator's fault header and fields).
 
-
-def fault_headers(deltas: int) -> dict[str, str]:
-    """The per-request fault that makes the emulator send ``deltas`` pre-encoded events.
-
-    Cached: its cost is the benchmark's, not the provider's.
+    Cached: its cost is the benchmark's, not the client's.
     """
-    return {FAULT_HEADER: _fault_header(deltas)}
+    fault: dict[str, Any] = {"deltas": answer.deltas, "per_event": answer.per_event}
+    if answer.pause:
+        fault.update(stall_after=1, stall_seconds=answer.pause)
+    return {FAULT_HEADER.decode(): json.dumps(fault)}
 
 
 class Target:
-    """The emulator's chat endpoint and a request the plain loop can send as is."""
+    """The upstream's chat endpoint, and the request the baselines send as is."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
         self.chat_url = wire.endpoint_url(base_url, MODEL)
         self.body = wire.build_body(MODEL, wire.check_messages(MESSAGES), "bench-thread", True)
-        self._headers: dict[int, dict[str, str]] = {}
 
-    def headers(self, deltas: int) -> dict[str, str]:
-        if deltas not in self._headers:
-            self._headers[deltas] = wire.build_headers(fault_headers(deltas))
-        return self._headers[deltas]
+    def headers(self, answer: Answer) -> dict[str, str]:
+        return _request_headers(answer)
 
 
-def _checked(start: float, first: float | None, deltas: int, expected: int) -> Timing:
-    end = time.perf_counter()
-    if deltas != expected or first is None:
-        raise RuntimeError(f"read {deltas} deltas, expected {expected}")
-    return Timing(first - start, end - start, deltas)
+@functools.lru_cache(maxsize=None)
+def _request_headers(answer: Answer) -> dict[str, str]:
+    return wire.build_headers(fault_headers(answer))
 
 
-async def plain_stream(session: aiohttp.ClientSession, target: Target, expected: int) -> Timing:
-    start = time.perf_counter()
-    first = None
-    deltas = 0
-    async with session.post(target.chat_url, data=target.body, headers=target.headers(expected)) as response:
+class _Clock:
+    """Start, first text, end; and the check that the whole text arrived."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first: float | None = None
+        self.chars = 0
+
+    def text(self, text: str | None) -> None:
+        if text:
+            if self.first is None:
+                self.first = time.perf_counter()
+            self.chars += len(text)
+
+    def done(self, answer: Answer) -> Timing:
+        end = time.perf_counter()
+        if self.chars != answer.deltas * len(DELTA_TEXT) or self.first is None:
+            raise RuntimeError(f"read {self.chars} characters, expected {answer.deltas * len(DELTA_TEXT)}")
+        return Timing(self.first - self.start, end - self.start)
+
+
+async def limit_stream(session: aiohttp.ClientSession, target: Target, answer: Answer) -> Timing:
+    clock = _Clock()
+    async with session.post(target.chat_url, data=target.body, headers=target.headers(answer)) as response:
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}")
+        rest = b""
+        async for block in response.content.iter_chunked(READ_SIZE):
+            events = (rest + block).split(b"\n\n")
+            rest = events.pop()
+            for event in events:
+                if event.startswith(b"data:") and event[5:].strip() != b"[DONE]":
+                    choices = json.loads(event[5:])["choices"]
+                    if choices:
+                        clock.text(choices[0]["delta"].get("content"))
+    return clock.done(answer)
+
+
+async def line_stream(session: aiohttp.ClientSession, target: Target, answer: Answer) -> Timing:
+    clock = _Clock()
+    async with session.post(target.chat_url, data=target.body, headers=target.headers(answer)) as response:
         if response.status != 200:
             raise RuntimeError(f"HTTP {response.status}")
         async for line in response.content:
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                break
-            choices = json.loads(data).get("choices")
-            if choices and choices[0].get("delta", {}).get("content"):
-                deltas += 1
-                if first is None:
-                    first = time.perf_counter()
-    return _checked(start, first, deltas, expected)
+            if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
+                choices = json.loads(line[5:])["choices"]
+                if choices:
+                    clock.text(choices[0]["delta"].get("content"))
+    return clock.done(answer)
 
 
-async def provider_stream(target: Target, expected: int) -> Timing:
+async def raw_stream(session: aiohttp.ClientSession, target: Target, answer: Answer) -> Timing:
     start = time.perf_counter()
-    first = None
-    deltas = 0
+    async with session.post(target.chat_url, data=target.body, headers=target.headers(answer)) as response:
+        first = None
+        async for _ in response.content.iter_chunked(READ_SIZE):
+            first = first or time.perf_counter()
+    return Timing(first - start, time.perf_counter() - start)
+
+
+async def provider_stream(target: Target, answer: Answer) -> Timing:
+    clock = _Clock()
     async for item in AutonomousAI.create_async_generator(
-        MODEL, MESSAGES, base_url=target.base_url, headers=fault_headers(expected)
+        MODEL, MESSAGES, base_url=target.base_url, headers=fault_headers(answer)
     ):
         if isinstance(item, str):
-            deltas += 1
-            if first is None:
-                first = time.perf_counter()
-    return _checked(start, first, deltas, expected)
+            clock.text(item)
+    return clock.done(answer)
 
 
 def g4f_client(target: Target) -> Any:
@@ -106,21 +152,20 @@ def g4f_client(target: Target) -> Any:
     return AsyncClient(provider=AutonomousAI, base_url=target.base_url)
 
 
-async def g4f_stream(client: Any, expected: int) -> Timing:
+async def g4f_stream(client: Any, answer: Answer) -> Timing:
     """g4f's AsyncClient streaming through the plugin, as a g4f user writes it."""
-    start = time.perf_counter()
-    first = None
-    deltas = 0
-    stream = client.chat.completions.stream(MESSAGES, MODEL, headers=fault_headers(expected))
+    clock = _Clock()
+    stream = client.chat.completions.create(MESSAGES, MODEL, stream=True, headers=fault_headers(answer))
     async for chunk in stream:
-        if chunk.choices and chunk.choices[0].delta.content:
-            deltas += 1
-            if first is None:
-                first = time.perf_counter()
-    return _checked(start, first, deltas, expected)
+        if chunk.choices:
+            clock.text(chunk.choices[0].delta.content)
+    return clock.done(answer)
 
 
 def plain_session() -> aiohttp.ClientSession:
-    """The baseline's one shared session: keep-alive, and no cap on concurrent connections
+    """The baselines' one shared session: keep-alive, and no cap on concurrent connections
     (aiohttp's default of 100 would queue the 200-stream case behind itself)."""
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+
+BASELINES = {"limit": limit_stream, "line": line_stream, "raw": raw_stream}
