@@ -133,6 +133,9 @@ def cause(error: BaseException) -> str:
             # asyncio words a refused connect "Connect call failed"; the errno says why.
             return f"{type(error).__name__}: {os.strerror(os_error.errno)}"
         return f"{type(error).__name__}: {os_error.strerror or os_error}"
+    if isinstance(error, aiohttp.ClientResponseError):
+        # Its text ends with the URL, which may hold a user name and password.
+        return f"{type(error).__name__}: {error.status}, {error.message}"
     text = str(error) or type(error).__name__
     return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
 

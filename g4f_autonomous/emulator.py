@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,8 @@ from aiohttp import web
 from .wire import ENDPOINTS
 
 BASE_PATH = "/api/v1/ai"
+ENDLESS_BODY_LIMIT = 2**34  # an "endless" body still ends somewhere: 16 GiB
+HOLD_LIMIT = 60.0  # seconds a held connection waits for its client to hang up
 FAULT_HEADER = "x-emulator-fault"
 
 CLOUDFLARE_PAGE = (
@@ -45,7 +49,7 @@ class Fault:
     """What to do wrong (or how to answer) for one request. The default answers well."""
 
     status: int = 200  # a non-200 status answers with ``body`` (or a JSON error)
-    body: str | None = None  # raw body answered as is, with ``status`` (200 too)
+    body: str | None = None  # body answered with ``status`` (200 too); "{text}" and "{messages}" are echoed
     content_type: str = "application/json"  # of ``body``
     cloudflare: bool = False  # answer a Cloudflare challenge page with ``status`` (403 or 200)
     garbage: bool = False  # 200 with a body that is neither an event stream nor JSON
@@ -61,6 +65,14 @@ class Fault:
     stream_error: str | None = None  # after the first delta, send data: {"error": {...}}
     no_done: bool = False  # end cleanly without finish reason, usage and [DONE]
     legacy_finish: bool = False  # finish_reason at the top level, as older servers did
+    # Hostile upstreams:
+    events: list[str] | None = None  # answer with exactly these ``data:`` payloads (and nothing else)
+    location: str | None = None  # answer ``status`` (a 3xx) with this Location header
+    endless_body: bool = False  # answer ``status`` with a body that never ends
+    gzip_bomb_mib: int = 0  # answer ``status`` with a gzip body that inflates to this many MiB of zeros
+    drip_seconds: float = 0.0  # send the answer one byte at a time, this many seconds apart
+    broken_chunk: bool = False  # after the first event, a chunk whose size line is not hexadecimal
+    raw: str | bytes | None = None  # written on the socket instead of an HTTP answer; a str echoes as ``body`` does
 
 
 @dataclass
@@ -140,16 +152,20 @@ class Emulator:
             except ConnectionResetError:
                 self.disconnects += 1
                 return web.Response(status=499)  # nobody reads it: the client has gone
+        deltas = self._deltas(body["aiAgent"], messages, fault)
+        hostile = await self._hostile(request, fault, body, messages, deltas)
+        if hostile is not None:
+            return hostile
         if fault.cloudflare:
             return web.Response(status=fault.status, text=CLOUDFLARE_PAGE, content_type="text/html")
         if fault.body is not None:  # any status, 200 too: lets a test script a whole answer
-            return web.Response(status=fault.status, text=fault.body, content_type=fault.content_type)
+            text = _fill(fault.body, body, messages)
+            return web.Response(status=fault.status, text=text, content_type=fault.content_type)
         if fault.status != 200:
             return _json_error(fault.status, f"emulated failure {fault.status}")
         if fault.garbage:
             return web.Response(text="this is not an event stream\nnor JSON\n", content_type="text/plain")
 
-        deltas = self._deltas(body["aiAgent"], messages, fault)
         if not body["stream"]:
             return web.json_response(_whole_answer("".join(deltas), messages, len(deltas)))
         return await self._stream(request, fault, deltas, messages)
@@ -186,6 +202,56 @@ class Emulator:
         except asyncio.CancelledError:
             self.disconnects += 1
             raise
+        finally:
+            self.open_streams -= 1
+        return response
+
+    async def _hostile(
+        self, request: web.Request, fault: Fault, body: dict[str, Any], messages: list, deltas: list[str]
+    ) -> web.StreamResponse | None:
+        """The answers of a hostile upstream, or None for an ordinary one."""
+        if fault.location is not None:
+            return web.Response(status=fault.status, headers={"location": fault.location}, text="moved")
+        if fault.raw is not None:
+            raw = fault.raw if isinstance(fault.raw, bytes) else _fill(fault.raw, body, messages).encode("utf-8")
+            request.transport.write(raw)
+            await _hold_until_gone(request)
+            return web.Response(status=499)  # never sent: the socket is gone
+        if not (fault.events is not None or fault.endless_body or fault.gzip_bomb_mib or fault.drip_seconds
+                or fault.broken_chunk):
+            return None
+        headers = {"content-type": "text/event-stream" if fault.status == 200 else fault.content_type}
+        if fault.gzip_bomb_mib:
+            headers["content-encoding"] = "gzip"
+        response = web.StreamResponse(status=fault.status, headers=headers)
+        await response.prepare(request)
+        self.open_streams += 1
+        try:
+            if fault.events is not None:
+                for payload in fault.events:
+                    await response.write(b"data: " + payload.encode("utf-8") + b"\n\n")
+            elif fault.endless_body:
+                block = b"x" * 65536
+                for _ in range(ENDLESS_BODY_LIMIT // len(block)):
+                    await response.write(block)
+            elif fault.gzip_bomb_mib:
+                bomb = gzip_bomb(fault.gzip_bomb_mib)
+                for start in range(0, len(bomb), 65536):
+                    await response.write(bomb[start:start + 65536])
+            elif fault.drip_seconds:
+                events = b"".join(_event(delta) for delta in deltas)
+                for index in range(len(events)):
+                    await response.write(events[index:index + 1])
+                    await _sleep_unless_gone(request, fault.drip_seconds)
+            else:  # broken_chunk
+                await response.write(_event("first "))
+                await asyncio.sleep(0.05)  # so that the stream has surely started
+                request.transport.write(b"zz\r\nnot a chunk\r\n")
+                await _hold_until_gone(request)
+                return response
+            await response.write_eof()
+        except ConnectionResetError:
+            self.disconnects += 1
         finally:
             self.open_streams -= 1
         return response
@@ -237,6 +303,29 @@ async def _sleep_unless_gone(request: web.Request, seconds: float) -> None:
         if transport is None or transport.is_closing():
             raise ConnectionResetError("client went away during the stall")
         await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+
+
+def _fill(template: str, body: dict[str, Any], messages: list) -> str:
+    """Echo the request, as servers do in errors: "{text}" the last user text, "{messages}" the field as sent."""
+    return template.replace("{text}", last_user_text(messages)[0]).replace("{messages}", body["messages"])
+
+
+async def _hold_until_gone(request: web.Request) -> None:
+    """Keep a connection open (at most HOLD_LIMIT seconds) until the client hangs up."""
+    try:
+        await _sleep_unless_gone(request, HOLD_LIMIT)
+    except ConnectionResetError:
+        pass
+    if request.transport is not None:
+        request.transport.close()
+
+
+@functools.lru_cache(maxsize=4)
+def gzip_bomb(mebibytes: int) -> bytes:
+    """A gzip body of ``mebibytes`` MiB of zeros: about 1 KiB per MiB."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(2**20)
+    return b"".join([packer.compress(zeros) for _ in range(mebibytes)] + [packer.flush()])
 
 
 # --- the protocol, pure -----------------------------------------------------
