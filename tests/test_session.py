@@ -1,0 +1,302 @@
+"""The pooled sessions: loops closed by hand, forked children, and the retry of
+a request that met a server closing its idle kept-alive connection."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+from collections import deque
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from g4f_autonomous import AutonomousAI, wire
+from g4f_autonomous import session as pool
+from g4f_autonomous.emulator import Emulator
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+BODY = wire.build_body("llama", MESSAGES, "thread-1", True)
+HEADERS = wire.build_headers()
+TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=30)
+
+linux_only = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts sockets through /proc")
+
+
+async def ask(base_url: str) -> str:
+    parts = [item async for item in AutonomousAI.create_async_generator("llama", MESSAGES, base_url=base_url)]
+    return "".join(part for part in parts if isinstance(part, str))
+
+
+def port_of(base_url: str) -> int:
+    return urlsplit(base_url).port
+
+
+def local_ports_to(port: int) -> list[int]:
+    """The local ports of this process's open TCP sockets whose peer is ``port``: client ends only."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+                ports.append(int(fields[1].rsplit(":", 1)[1], 16))
+    return sorted(ports)
+
+
+def sockets_to(port: int) -> int:
+    return len(local_ports_to(port))
+
+
+async def post_and_read(url: str, body: bytes = BODY) -> bytes:
+    """One POST through ``pool.post``, its answer read whole."""
+    response = await pool.post(url, body=body, headers=HEADERS, proxy=None, proxy_headers=None, timeout=TIMEOUT)
+    try:
+        return await response.read()
+    finally:
+        response.release()
+
+
+# --- loops closed by hand ---------------------------------------------------
+
+@linux_only
+def test_loops_closed_by_hand_leave_no_socket_open(threaded_emulator):
+    port = port_of(threaded_emulator.base_url)
+    before = sockets_to(port)  # the emulator is shared with other tests
+    for _ in range(20):
+        loop = asyncio.new_event_loop()
+        assert loop.run_until_complete(ask(threaded_emulator.base_url)) == "llama heard: hi"
+        loop.close()  # no shutdown_asyncgens(): the loop's close must close the session
+    gc.collect()
+    assert sockets_to(port) == before
+    assert [loop for loop in list(pool._pool) if loop.is_closed()] == []
+
+
+@linux_only
+async def test_loop_closed_by_hand_inside_another_running_loop_closes_its_session(emulator):
+    url = wire.endpoint_url(emulator.base_url, "llama")
+    other = asyncio.new_event_loop()
+    try:
+        assert b"[DONE]" in await asyncio.to_thread(other.run_until_complete, post_and_read(url))
+        session = pool._pool[other].session
+        assert sockets_to(port_of(emulator.base_url)) == 1
+    finally:
+        other.close()  # called while this test's loop runs in this thread
+    assert session.closed
+    assert other not in pool._pool
+    assert sockets_to(port_of(emulator.base_url)) == 0
+
+
+@linux_only
+def test_asyncio_run_still_closes_the_session_at_shutdown(threaded_emulator):
+    async def call() -> aiohttp.ClientSession:
+        assert await ask(threaded_emulator.base_url) == "llama heard: hi"
+        return await pool.pooled_session()
+
+    before = sockets_to(port_of(threaded_emulator.base_url))
+    sessions = [asyncio.run(call()) for _ in range(3)]
+    assert all(session.closed for session in sessions)
+    assert sockets_to(port_of(threaded_emulator.base_url)) == before
+
+
+# --- fork -------------------------------------------------------------------
+
+@linux_only
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # 3.12+: fork with threads running
+def test_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(threaded_emulator):
+    url = wire.endpoint_url(threaded_emulator.base_url, "llama")
+    server_port = port_of(threaded_emulator.base_url)
+    others = set(local_ports_to(server_port))  # the emulator is shared with other tests
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(post_and_read(url))
+        parent_ports = set(local_ports_to(server_port)) - others
+        assert len(parent_ports) == 1  # one kept-alive connection
+        parent_session = loop.run_until_complete(pool.pooled_session())
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report through the pipe, never return into pytest
+            status = 1
+            try:
+                os.close(read_end)
+                result = {"still_pooled": loop in pool._pool}
+                result["same_session"] = loop.run_until_complete(pool.pooled_session()) is parent_session
+                result["answered"] = b"[DONE]" in loop.run_until_complete(post_and_read(url))
+                result["ports"] = local_ports_to(server_port)  # the inherited socket, and its own if it made one
+                os.write(write_end, json.dumps(result).encode())
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as reader:
+            report = reader.read()
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        child = json.loads(report)
+        assert child["still_pooled"] is False
+        assert child["same_session"] is False
+        assert child["answered"] is True
+        child_ports = set(child["ports"]) - others
+        assert len(child_ports) == 2 and parent_ports < child_ports
+        # The parent's kept-alive connection is untouched and still in use.
+        assert b"[DONE]" in loop.run_until_complete(post_and_read(url))
+        assert set(local_ports_to(server_port)) - others == parent_ports
+    finally:
+        loop.close()
+
+
+# --- the keep-alive race, against the emulator --------------------------------
+
+async def test_sequential_posts_racing_the_servers_idle_close_all_succeed():
+    keepalive = 0.05
+    server = Emulator(keepalive_timeout=keepalive)
+    url = wire.endpoint_url(await server.start(), "llama")
+    try:
+        answers = []
+        for _ in range(100):
+            # Waiting the server's keep-alive timeout sends about every other
+            # request just as the server closes the idle connection.
+            await asyncio.sleep(keepalive)
+            answers.append(await post_and_read(url))
+        assert len(answers) == 100
+        assert all(answer.endswith(b"data: [DONE]\n\n") for answer in answers)
+        assert len(server.requests) == 100
+    finally:
+        await pool.close_pooled_session()
+        await server.stop()
+
+
+# --- the retry rules, against a server written by hand ------------------------
+
+OK_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+
+
+class ScriptedServer:
+    """HTTP/1.1 by hand, one action per request from ``script`` (then "answer"):
+
+    "answer": answer "ok" and keep the connection; "close": read the request and
+    close without a byte; "partial": send a status line, then close; "body":
+    send the headers and 2 of 10 body bytes, then close.
+    """
+
+    def __init__(self) -> None:
+        self.script: deque[str] = deque()
+        self.requests: list[tuple[int, bytes]] = []  # (connection number, body)
+        self.connections = 0
+        self.url = ""
+        self._server: asyncio.AbstractServer | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/chat"
+
+    async def stop(self) -> None:
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        number = self.connections
+        self._writers.append(writer)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return  # the client closed its idle connection
+                lines = head.decode("latin-1").lower().split("\r\n")
+                length = next(int(line.split(":", 1)[1]) for line in lines if line.startswith("content-length:"))
+                self.requests.append((number, await reader.readexactly(length)))
+                action = self.script.popleft() if self.script else "answer"
+                if action == "answer":
+                    writer.write(OK_ANSWER)
+                    await writer.drain()
+                    continue
+                if action == "partial":
+                    writer.write(b"HTTP/1.1 200 OK\r\n")
+                elif action == "body":
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nok")
+                await writer.drain()
+                return
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def scripted():
+    server = ScriptedServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await pool.close_pooled_session()
+        await server.stop()
+
+
+async def test_reused_connection_closed_before_an_answer_is_retried_on_a_new_one_with_the_whole_body(scripted):
+    scripted.script.extend(["answer", "close"])
+    large = b"x" * (pool.LARGE_BODY + 12345)  # sent as a stream: the retry must send it all again
+    assert await post_and_read(scripted.url, large) == b"ok"
+    assert await post_and_read(scripted.url, large) == b"ok"
+    assert [number for number, _ in scripted.requests] == [1, 1, 2]
+    assert all(body == large for _, body in scripted.requests)
+
+
+async def test_a_new_connection_closed_before_an_answer_is_not_retried(scripted):
+    scripted.script.append("close")
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await post_and_read(scripted.url)
+    assert scripted.connections == 1
+    assert len(scripted.requests) == 1
+
+
+async def test_a_reused_connection_closed_after_part_of_the_status_line_is_not_retried(scripted):
+    scripted.script.extend(["answer", "partial"])
+    await post_and_read(scripted.url)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await post_and_read(scripted.url)
+    assert [number for number, _ in scripted.requests] == [1, 1]
+    assert scripted.connections == 1
+
+
+async def test_a_reused_connection_closed_during_the_body_is_not_retried(scripted):
+    scripted.script.extend(["answer", "body"])
+    await post_and_read(scripted.url)
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await post_and_read(scripted.url)
+    assert [number for number, _ in scripted.requests] == [1, 1]
+    assert scripted.connections == 1
+
+
+async def test_the_retry_happens_once_only(scripted):
+    scripted.script.extend(["answer", "close", "close"])
+    await post_and_read(scripted.url)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await post_and_read(scripted.url)
+    assert [number for number, _ in scripted.requests] == [1, 1, 2]
+    assert scripted.connections == 2
+
+
+async def test_a_retried_answer_leaves_the_pool_working(scripted):
+    scripted.script.extend(["answer", "close"])
+    for _ in range(4):
+        assert await post_and_read(scripted.url) == b"ok"
+    # The retry's connection is not kept (it was opened for one request), so
+    # the pool opened one more and kept using it.
+    assert [number for number, _ in scripted.requests] == [1, 1, 2, 3, 3]
