@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-import io
 import math
 import os
 import uuid
@@ -22,11 +21,10 @@ from g4f.providers.response import FinishReason, JsonConversation, Usage
 
 from . import wire
 from .answer import TRANSPORT_ERRORS, Deadline, Expired, cause, read_answer
-from .session import pooled_session
+from . import session as pool
 
 WORKING_ENV = "G4F_AUTONOMOUS_WORKING"
 DEFAULT_TIMEOUT = 120.0
-LARGE_BODY = 2**20  # aiohttp's own threshold for its large-body warning
 HEALTH_READ_LIMIT = 2**16
 
 
@@ -114,10 +112,9 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
         deadline = Deadline(request.seconds, request.total_timeout)
         try:
             try:
-                session = await pooled_session()
-                response = await deadline.wait(session.post(
-                    request.endpoint, data=_payload(request.body), headers=request.headers, proxy=request.proxy,
-                    proxy_headers=request.proxy_headers, timeout=request.timeout, allow_redirects=False,
+                response = await deadline.wait(pool.post(
+                    request.endpoint, body=request.body, headers=request.headers, proxy=request.proxy,
+                    proxy_headers=request.proxy_headers, timeout=request.timeout,
                 ))
             except Expired:
                 raise deadline.error(origin, f"no answer within {request.seconds:g} s") from None
@@ -194,7 +191,7 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
         try:
             url = wire.resolve_base_url(base_url)  # a bad URL is a report too, not an exception
             result["url"] = wire.redact_url(url)
-            session = await pooled_session()
+            session = await pool.pooled_session()
             async with session.get(
                 url, headers=wire.build_headers(), timeout=aiohttp.ClientTimeout(total=10)
             ) as response:
@@ -282,12 +279,6 @@ def _proxy_and_credentials(proxy: str | None) -> tuple[str | None, dict[str, str
         raw = credentials.encode("utf-8")
     bare = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
     return bare, {"Proxy-Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
-
-
-def _payload(body: bytes) -> bytes | io.BytesIO:
-    # aiohttp sends a large bytes body in one write and warns (ResourceWarning)
-    # that it may block the loop; a file-like body is sent in pieces.
-    return io.BytesIO(body) if len(body) > LARGE_BODY else body
 
 
 def _thread_id(conversation: Any) -> str | None:

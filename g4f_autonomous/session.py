@@ -220,13 +220,14 @@ async def post(
     try:
         return await entry.session.post(
             url, data=_payload(body), headers=headers, proxy=proxy, proxy_headers=proxy_headers,
-            timeout=timeout, trace_request_ctx=attempt,
+            timeout=timeout, trace_request_ctx=attempt, allow_redirects=False,  # see below
         )
     except aiohttp.ClientError as error:
         if not (attempt.reused and _closed_before_answer(error)):
             raise
     return await entry.fresh_session().post(
         url, data=_payload(body), headers=headers, proxy=proxy, proxy_headers=proxy_headers, timeout=timeout,
+        allow_redirects=False,  # a redirect would re-send the user's messages to whatever host it names
     )
 
 

@@ -296,3 +296,71 @@ async def test_text_utf8_cannot_encode_is_a_value_error_naming_the_message(emula
         await ask(emulator, Fault(), messages=messages)
     assert str(caught.value) == f"{where} contains a lone surrogate that UTF-8 cannot encode"
     assert emulator.requests == []
+
+
+# --- whatever the upstream sends --------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["choices", "delta", "message", "content", "finish_reason", "usage", "error",
+                         "prompt_tokens", "completion_tokens", "total_tokens", "output_tokens_details", "code"])
+        | st.text(max_size=6),
+        inner, max_size=4),
+    max_leaves=12,
+)
+# Values shaped like answer chunks, so that the checks past the first level are reached too.
+CHUNKS = st.fixed_dictionaries({}, optional={
+    "choices": st.lists(st.fixed_dictionaries({}, optional={
+        "delta": st.fixed_dictionaries({}, optional={"content": JSON_VALUES}) | JSON_VALUES,
+        "finish_reason": JSON_VALUES,
+    }), max_size=2) | JSON_VALUES,
+    "usage": st.dictionaries(st.sampled_from(["prompt_tokens", "completion_tokens", "total_tokens", "self"]),
+                             JSON_VALUES, max_size=3) | JSON_VALUES,
+    "finish_reason": JSON_VALUES,
+})
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def outcome(base_url: str, **kwargs: Any) -> list:
+    """The items of one call, or the error it raised, which must be a g4f error."""
+    async def call() -> list:
+        agen = AutonomousAI.create_async_generator("llama", MESSAGES, base_url=base_url, timeout=5, **kwargs)
+        return await asyncio.wait_for(_collect(agen), GUARD)
+    try:
+        items = asyncio.run(call())
+    except G4FError as error:
+        return [error]
+    assert all(isinstance(item, (str, FinishReason, Usage)) for item in items)
+    assert any(isinstance(item, str) and item for item in items)  # never an empty success
+    return items
+
+
+@SETTINGS
+@given(values=st.lists(st.one_of(CHUNKS, JSON_VALUES), max_size=5), text_first=st.booleans(),
+       done=st.booleans(), stream=st.booleans())
+def test_any_json_events_give_text_or_a_g4f_error(_emulator_thread, values, text_first, done, stream):
+    _emulator_thread.reset()
+    events = [TEXT_EVENT] * text_first + [json.dumps(value) for value in values] + ["[DONE]"] * done
+    _emulator_thread.emulator.fault = Fault(events=events)
+    items = outcome(_emulator_thread.base_url, stream=stream)
+    for item in items:
+        if isinstance(item, Usage):
+            assert all(type(count) is int for count in item.get_dict().values())
+        if isinstance(item, FinishReason):
+            assert isinstance(item.reason, str) and 0 < len(item.reason) <= 64
+
+
+@SETTINGS
+@given(body=st.binary(max_size=300), status=st.sampled_from([200, 200, 200, 302, 400, 429, 500, 503]),
+       content_type=st.sampled_from(["text/event-stream", "application/json", "text/plain", "text/html", ""]))
+def test_any_body_bytes_give_text_or_a_g4f_error(_emulator_thread, body, status, content_type):
+    _emulator_thread.reset()
+    head = f"HTTP/1.1 {status} X\r\ncontent-length: {len(body)}\r\n"
+    if content_type:
+        head += f"content-type: {content_type}\r\n"
+    _emulator_thread.emulator.fault = Fault(raw=head.encode() + b"\r\n" + body)
+    outcome(_emulator_thread.base_url)

@@ -104,6 +104,40 @@ async def test_garbage_answer_quoting_the_message_does_not_reveal_it(emulator, g
     assert_not_quoted(SECRET, everything_shown(caught.value, g4f_log))
 
 
+@pytest.mark.parametrize("raw", [
+    "HTTP/1.1 abc {text}\r\n\r\n",  # a status line that is no status line
+    "HTTP/1.1 200 OK\r\nx-echo {text}\r\n\r\n",  # a header line without a colon
+    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{text}\r\n",
+])
+async def test_broken_framing_echoing_the_message_does_not_reveal_it(emulator, g4f_log, raw):
+    emulator.fault = Fault(raw=raw)
+    with pytest.raises(ResponseError) as caught:
+        await ask(with_secret(), base_url=emulator.base_url, timeout=2)
+    assert f"{emulator.base_url}/chat" in str(caught.value)
+    assert caught.value.__cause__ is None  # aiohttp's error quotes the line: it is not chained
+    assert_not_quoted(SECRET, everything_shown(caught.value, g4f_log))
+
+
+async def test_error_quoting_the_base64_messages_field_does_not_reveal_it(emulator, g4f_log):
+    body = json.dumps({"error": {"message": "invalid field messages: {messages}"}})
+    emulator.fault = Fault(status=400, body=body)
+    with pytest.raises(ResponseStatusError) as caught:
+        await ask(with_secret(), base_url=emulator.base_url)
+    shown = everything_shown(caught.value, g4f_log)
+    field = wire.encode_messages(wire.check_messages(with_secret()))
+    assert_not_quoted(field, shown)
+    assert str(caught.value).startswith(f"HTTP 400 from {emulator.base_url}/chat: invalid field messages: [redacted]")
+
+
+async def test_redaction_leaves_the_providers_own_wording_alone(emulator):
+    """A prompt that mentions the endpoint must not turn the error into '[redacted]: ...'."""
+    url = f"{emulator.base_url}/chat"
+    emulator.fault = Fault(status=429, body="Too many requests", content_type="text/plain")
+    with pytest.raises(ResponseError) as caught:
+        await ask([{"role": "user", "content": f"what is at {url} today?"}], base_url=emulator.base_url)
+    assert str(caught.value) == f"HTTP 429 from {url}: Too many requests"
+
+
 async def test_successful_answer_with_the_message_logs_none_of_it(emulator, g4f_log):
     items = await ask(with_secret(), base_url=emulator.base_url)
     assert "".join(item for item in items if isinstance(item, str)) == f"llama heard: please remember this: {SECRET}. Thanks!"
