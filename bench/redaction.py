@@ -4,7 +4,8 @@ Run: ``python -m bench.redaction``. For 1 MB and 10 MB prompts (ASCII and
 non-ASCII prose, with newlines), times redacting a 200-character excerpt that
 quotes the prompt and one that does not, with :class:`g4f_autonomous.redact.Redactor`
 (made fresh each time, so building its source forms is counted) and with the
-old ``wire.redact_quotes``, in the same run. Prints the median of RUNS runs.
+previous implementation (:func:`window_by_window`, kept here as the baseline), in the same run.
+Prints the median of RUNS runs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from typing import Callable
 
 from g4f_autonomous import wire
-from g4f_autonomous.redact import Redactor
+from g4f_autonomous.redact import QUOTE_RUN, REDACTED, Redactor, collapse, message_texts
 
 RUNS = 5
 SIZES = (1_000_000, 10_000_000)
@@ -35,6 +36,23 @@ def prose(size: int, letters: str, seed: int) -> str:
         words.append(word)
         length += len(word)
     return "".join(words)[:size]
+
+
+def window_by_window(text: str, sources: list[str]) -> str:
+    """The previous redaction: every QUOTE_RUN-character window of ``text`` searched in every source."""
+    sources = [collapse(source) for source in sources]
+    hidden = bytearray(len(text))
+    for start in range(len(text) - QUOTE_RUN + 1):
+        if any(text[start:start + QUOTE_RUN] in source for source in sources):
+            hidden[start:start + QUOTE_RUN] = b"\1" * QUOTE_RUN
+    pieces, start = [], 0
+    while start < len(text):
+        end = start
+        while end < len(text) and hidden[end] == hidden[start]:
+            end += 1
+        pieces.append(REDACTED if hidden[start] else text[start:end])
+        start = end
+    return "".join(pieces)
 
 
 def median_ms(action: Callable[[], object]) -> float:
@@ -65,9 +83,9 @@ def main() -> int:
             }
             for kind, text in excerpts.items():
                 new = median_ms(lambda: Redactor(messages, encoded).redact(text))
-                old = median_ms(lambda: wire.redact_quotes(text, wire.message_texts(messages)))
+                old = median_ms(lambda: window_by_window(text, message_texts(messages)))
                 # The two must agree where the old one looks (the plain texts).
-                assert Redactor(messages).redact(text) == wire.redact_quotes(text, wire.message_texts(messages))
+                assert Redactor(messages).redact(text) == window_by_window(text, message_texts(messages))
                 print(f"{size // 1_000_000:>6}MB {name:>9} {kind:>11} {new:>9.1f} {old:>9.1f} {old / new:>7.0f}x")
     return 0
 

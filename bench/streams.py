@@ -65,7 +65,7 @@ class Target:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
         self.chat_url = wire.endpoint_url(base_url, MODEL)
-        self.body = wire.build_body(MODEL, wire.check_messages(MESSAGES), "bench-thread", True)
+        self.body = wire.build_body(MODEL, wire.encode_messages(wire.check_messages(MESSAGES)), "bench-thread", True)
 
     def headers(self, answer: Answer) -> dict[str, str]:
         return _request_headers(answer)

@@ -216,10 +216,13 @@ class AnswerState:
 
 
 async def read_answer(
-    response: aiohttp.ClientResponse, origin: wire.Origin, deadline: Deadline, stream: bool
+    response: aiohttp.ClientResponse, origin: wire.Origin, deadline: Deadline, stream: bool, join: bool = False
 ) -> AsyncIterator[Any]:
     """The answer as str deltas (one str when not ``stream``), then FinishReason and Usage.
 
+    With ``join``, the deltas decoded from one network read come as one str:
+    they arrived at the same instant, so nothing is held back, and a consumer
+    that pays per chunk (g4f's client builds objects per chunk) pays once.
     Raises only g4f errors (TimeoutError for a deadline); the caller closes the response.
     """
     state = AnswerState(origin)
@@ -242,7 +245,7 @@ async def read_answer(
             if not wire.looks_like_events(head):
                 raise await _failure(response, origin, deadline, content_type, head)
         in_stream = True
-        async for text in _read_events(response, deadline, state, head, stream):
+        async for text in _read_events(response, deadline, state, head, stream, join):
             yield text
     except Expired:
         if in_stream:
@@ -258,7 +261,7 @@ async def read_answer(
 
 
 async def _read_events(
-    response: aiohttp.ClientResponse, deadline: Deadline, state: AnswerState, head: bytes, stream: bool
+    response: aiohttp.ClientResponse, deadline: Deadline, state: AnswerState, head: bytes, stream: bool, join: bool
 ) -> AsyncIterator[str]:
     decoder = SSEDecoder()
     held: list[str] = []  # stream=False: one piece at the end
@@ -266,10 +269,14 @@ async def _read_events(
     read = response.content.read
     block = head or await deadline.wait(read(READ_SIZE))
     while True:
-        events = decoder.feed(block) if block else decoder.close()
+        ended = not block
+        events = decoder.close() if ended else decoder.feed(block)
+        block = b""  # a waiting stream need not keep its last block alive
         if events:
             texts = state.texts(events)
-            if stream:
+            if stream and join and len(texts) > 1:
+                yield "".join(texts)
+            elif stream:
                 for text in texts:
                     yield text
             elif texts:
@@ -284,7 +291,7 @@ async def _read_events(
         if state.done:
             await _finish_body(response)
             break
-        if not block:
+        if ended:
             break
         block = await deadline.wait(read(READ_SIZE))
     if held:

@@ -9,7 +9,7 @@ import math
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Mapping
+from typing import Any, AsyncIterator, Mapping
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
@@ -20,6 +20,7 @@ from g4f.providers.base_provider import AsyncGeneratorProvider, ProviderModelMix
 from g4f.providers.response import FinishReason, JsonConversation, Usage
 
 from . import wire
+from .redact import Redactor
 from .answer import TRANSPORT_ERRORS, Deadline, Expired, cause, read_answer
 from . import session as pool
 
@@ -102,6 +103,8 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
         return_conversation: bool = False,
         headers: Mapping[str, str] | None = None,
         total_timeout: float | None = None,
+        join_deltas: bool = True,
+        max_tokens: int | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
         request = cls._build_request(
@@ -124,7 +127,9 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
                 raise ResponseError(f"cannot reach {origin.endpoint}: {origin.quote(cause(error))}") from None
             finished = False
             try:
-                async for item in read_answer(response, origin, deadline, request.stream):
+                # g4f's client enforces max_tokens by counting chunks: joined deltas would defeat it.
+                join = bool(join_deltas) and max_tokens is None
+                async for item in read_answer(response, origin, deadline, request.stream, join):
                     yield item
                 finished = True
             finally:
@@ -168,10 +173,11 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             request_headers.update(proxy_auth)  # plain http: the proxy reads the request itself
         thread_id = _thread_id(conversation) or str(uuid.uuid4())
         seconds = _seconds("timeout", timeout, DEFAULT_TIMEOUT)
+        encoded_messages = wire.encode_messages(wire_messages)
         return _Request(
             endpoint=endpoint,
             shown_endpoint=shown_endpoint,
-            body=wire.build_body(model, wire_messages, thread_id, bool(stream)),
+            body=wire.build_body(model, encoded_messages, thread_id, bool(stream)),
             headers=request_headers,
             proxy=proxy,
             proxy_headers=proxy_headers,
@@ -180,7 +186,8 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             total_timeout=_seconds("total_timeout", total_timeout, None),
             stream=bool(stream),
             thread_id=thread_id,
-            origin=wire.Origin(shown_endpoint, _redactor(wire_messages)),
+            # Servers echo input in their errors: quoted upstream text hides the user's.
+            origin=wire.Origin(shown_endpoint, Redactor(wire_messages, encoded_messages).redact),
         )
 
     @classmethod
@@ -217,12 +224,6 @@ async def _read_head(response: aiohttp.ClientResponse, limit: int) -> str:
             break
         head += chunk
     return head.decode("utf-8", errors="replace")
-
-
-def _redactor(messages: list[dict[str, Any]]) -> Callable[[str], str]:
-    def redact(text: str) -> str:
-        return wire.redact_quotes(text, wire.message_texts(messages))
-    return redact
 
 
 def _endpoint(base_url: Any, model: str) -> tuple[str, str]:

@@ -177,9 +177,9 @@ def _unencodable(messages: list[dict[str, Any]]) -> str:
     return "messages"
 
 
-def build_body(model: str, messages: list[dict[str, Any]], thread_id: str, stream: bool) -> bytes:
-    """The JSON request body, for both stream modes."""
-    body = {"messages": encode_messages(messages), "threadId": thread_id, "stream": stream, "aiAgent": model}
+def build_body(model: str, encoded_messages: str, thread_id: str, stream: bool) -> bytes:
+    """The JSON request body, for both stream modes; ``encoded_messages`` from :func:`encode_messages`."""
+    body = {"messages": encoded_messages, "threadId": thread_id, "stream": stream, "aiAgent": model}
     return _ASCII_JSON.encode(body).encode("ascii")
 
 
@@ -384,49 +384,6 @@ def excerpt(text: str) -> str:
     """At most BODY_EXCERPT characters of ``text``, whitespace collapsed."""
     text = " ".join(text[:BODY_EXCERPT * 8].split())
     return text if len(text) <= BODY_EXCERPT else text[:BODY_EXCERPT] + "…"
-
-
-# An error text sharing this many characters in a row with a message is quoting it.
-QUOTE_RUN = 10
-REDACTED = "[redacted]"
-
-
-def message_texts(messages: list[dict[str, Any]]) -> list[str]:
-    """The texts of checked messages (strings and ``text`` parts)."""
-    texts = []
-    for message in messages:
-        content = message["content"]
-        if isinstance(content, str):
-            texts.append(content)
-        else:
-            texts.extend(part["text"] for part in content if isinstance(part.get("text"), str))
-    return texts
-
-
-def redact_quotes(text: str, sources: Iterable[str]) -> str:
-    """``text`` with every run of QUOTE_RUN or more characters found in a source hidden.
-
-    Servers echo bad input in their errors, so an error text built from a
-    body may quote the user's messages: those must not reach logs and
-    tracebacks. Whitespace is collapsed first, as :func:`excerpt` does.
-    """
-    sources = [" ".join(source.split()) for source in sources]
-    sources = [source for source in sources if len(source) >= QUOTE_RUN]
-    hidden = bytearray(len(text))
-    for start in range(len(text) - QUOTE_RUN + 1):
-        window = text[start:start + QUOTE_RUN]
-        if any(window in source for source in sources):
-            hidden[start:start + QUOTE_RUN] = b"\1" * QUOTE_RUN
-    if not any(hidden):
-        return text
-    pieces, start = [], 0
-    while start < len(text):
-        end = start
-        while end < len(text) and hidden[end] == hidden[start]:
-            end += 1
-        pieces.append(REDACTED if hidden[start] else text[start:end])
-        start = end
-    return "".join(pieces)
 
 
 CLOUDFLARE_MARKERS = (

@@ -103,7 +103,8 @@ async def test_stall_mid_stream_past_timeout_raises_timeout_and_disconnects(emul
     emulator.fault = Fault(stall_after=2, stall_seconds=30)
     received = []
     with pytest.raises(G4FTimeoutError) as caught:
-        async for item in AutonomousAI.create_async_generator("llama", MESSAGES, base_url=emulator.base_url, timeout=0.5):
+        async for item in AutonomousAI.create_async_generator(
+                "llama", MESSAGES, base_url=emulator.base_url, timeout=0.5, join_deltas=False):
             received.append(item)
     assert received == ["llama ", "heard: "]  # what came before the stall, then the error
     assert str(caught.value) == f"{chat_url(emulator)}: stream stalled for 0.5 s after 2 deltas"
@@ -128,7 +129,7 @@ async def test_malformed_event_lines_between_good_ones_are_skipped_and_logged(em
 
 async def test_one_mebibyte_event_arrives_whole(emulator):
     emulator.fault = Fault(huge_event_bytes=2**20)
-    items = await ask(emulator.base_url)
+    items = await ask(emulator.base_url, join_deltas=False)
     assert items[0] == "x" * 2**20
     assert text_of(items) == "x" * 2**20 + ANSWER
     assert emulator.open_streams == 0

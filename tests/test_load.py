@@ -66,7 +66,8 @@ async def test_2000_sequential_requests_keep_fds_and_memory_flat(emulator):
 
 async def test_consumer_breaking_out_of_loop_hangs_up_at_once(emulator):
     emulator.fault = Fault(stall_after=2, stall_seconds=60)
-    async for item in AutonomousAI.create_async_generator("llama", user("a b c d"), base_url=emulator.base_url):
+    async for item in AutonomousAI.create_async_generator("llama", user("a b c d"), base_url=emulator.base_url,
+                                                       join_deltas=False):
         assert item == "llama "
         break
     assert await until(lambda: emulator.disconnects == 1)
@@ -75,7 +76,8 @@ async def test_consumer_breaking_out_of_loop_hangs_up_at_once(emulator):
 
 async def test_consumer_calling_aclose_hangs_up_at_once(emulator):
     emulator.fault = Fault(stall_after=2, stall_seconds=60)
-    stream = AutonomousAI.create_async_generator("llama", user("a b c d"), base_url=emulator.base_url)
+    stream = AutonomousAI.create_async_generator("llama", user("a b c d"), base_url=emulator.base_url,
+                                                       join_deltas=False)
     assert await stream.__anext__() == "llama "
     await stream.aclose()
     assert await until(lambda: emulator.disconnects == 1)
@@ -87,7 +89,8 @@ async def test_cancelled_consumer_task_hangs_up_at_once(emulator):
     received: list[str] = []
 
     async def consume() -> None:
-        async for item in AutonomousAI.create_async_generator("llama", user("a b c d"), base_url=emulator.base_url):
+        async for item in AutonomousAI.create_async_generator("llama", user("a b c d"), base_url=emulator.base_url,
+                                                       join_deltas=False):
             received.append(item)
 
     task = asyncio.create_task(consume())

@@ -239,7 +239,8 @@ async def test_timeout_without_an_answer_raises_g4f_timeout_error(emulator):
 # --- the answer ----------------------------------------------------------------------
 
 async def test_stream_yields_each_delta_then_finish_reason_then_usage(emulator):
-    items = await collect("llama", [{"role": "user", "content": "one two three"}], base_url=emulator.base_url)
+    items = await collect("llama", [{"role": "user", "content": "one two three"}], base_url=emulator.base_url,
+                          join_deltas=False)
     assert items[:5] == ["llama ", "heard: ", "one ", "two ", "three"]
     assert len(items) == 7
     assert isinstance(items[5], FinishReason) and items[5].reason == "stop"
@@ -256,7 +257,7 @@ async def test_stream_reads_a_top_level_finish_reason(emulator):
 
 async def test_stream_of_one_byte_chunks_gives_the_same_deltas(emulator):
     emulator.fault = Fault(chunk_size=1)
-    items = await collect("llama", base_url=emulator.base_url)
+    items = await collect("llama", base_url=emulator.base_url, join_deltas=False)
     assert texts(items) == ["llama ", "heard: ", "hello ", "there"]
 
 

@@ -176,10 +176,3 @@ def quoting_case(draw):
 def test_redact_matches_the_brute_force_definition(case):
     messages, encoded, text = case
     assert Redactor(messages, encoded).redact(text) == reference(text, messages, encoded)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(TEXTS, min_size=1, max_size=3), st.text(max_size=60))
-def test_plain_sources_agree_with_the_old_redact_quotes(contents, text):
-    messages = [{"role": "user", "content": content} for content in contents]
-    assert Redactor(messages).redact(text) == wire.redact_quotes(text, wire.message_texts(messages))

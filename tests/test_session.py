@@ -19,7 +19,7 @@ from g4f_autonomous import session as pool
 from g4f_autonomous.emulator import Emulator
 
 MESSAGES = [{"role": "user", "content": "hi"}]
-BODY = wire.build_body("llama", MESSAGES, "thread-1", True)
+BODY = wire.build_body("llama", wire.encode_messages(MESSAGES), "thread-1", True)
 HEADERS = wire.build_headers()
 TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=30)
 

@@ -42,12 +42,12 @@ def test_encode_messages_is_base64_of_utf8_json_without_escapes(text):
 
 def test_build_body_has_exactly_the_four_upstream_keys():
     messages = [{"role": "user", "content": "hi"}]
-    body = json.loads(wire.build_body("hermes", messages, "thread-1", True))
+    body = json.loads(wire.build_body("hermes", wire.encode_messages(messages), "thread-1", True))
     assert body == {"messages": wire.encode_messages(messages), "threadId": "thread-1", "stream": True, "aiAgent": "hermes"}
 
 
 def test_build_body_carries_stream_false_as_a_json_boolean():
-    body = json.loads(wire.build_body("llama", [{"role": "user", "content": "hi"}], "t", False))
+    body = json.loads(wire.build_body("llama", wire.encode_messages([{"role": "user", "content": "hi"}]), "t", False))
     assert body["stream"] is False
 
 
