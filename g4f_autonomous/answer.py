@@ -228,25 +228,43 @@ async def read_answer(
     state = AnswerState(origin)
     in_stream = False
     try:
-        content_type = response.headers.get("content-type", "").lower()
-        if response.status >= 300:
-            raise await _failure(response, origin, deadline, content_type, b"")
-        head = b""
-        if not content_type.startswith("text/event-stream"):
-            head = await deadline.wait(response.content.read(READ_SIZE))
-            if wire.looks_like_json(content_type, head):
-                body = await _read_limited(response, deadline, MAX_ANSWER_SIZE, head)
-                if body is None:
-                    raise ResponseError(f"{origin.endpoint}: JSON answer is larger than {MAX_ANSWER_SIZE} bytes")
-                yield state.whole_text(body)
-                for item in state.closing_items():
-                    yield item
-                return
-            if not wire.looks_like_events(head):
-                raise await _failure(response, origin, deadline, content_type, head)
-        in_stream = True
-        async for text in _read_events(response, deadline, state, head, stream, join):
-            yield text
+        whole, block = await _open(response, origin, deadline)
+        if whole is not None:
+            yield state.whole_text(whole)
+        else:
+            in_stream = True
+            decoder = SSEDecoder()
+            held: list[str] = []  # stream=False: one piece at the end
+            held_size = 0
+            read = response.content.read
+            while True:
+                ended = not block
+                events = decoder.close() if ended else decoder.feed(block)
+                block = b""  # a waiting stream need not keep its last block alive
+                if events:
+                    texts = state.texts(events)
+                    if stream and join and len(texts) > 1:
+                        yield "".join(texts)
+                    elif stream:
+                        for text in texts:
+                            yield text
+                    elif texts:
+                        held_size += sum(map(len, texts))
+                        if held_size > MAX_ANSWER_SIZE:
+                            raise ResponseError(
+                                f"{origin.endpoint}: answer is longer than {MAX_ANSWER_SIZE} characters, "
+                                "the most held for stream=False; stream it instead"
+                            )
+                        held.extend(texts)
+                    deadline.progress()  # after the consumer had the texts: its time is not the upstream's
+                if state.done:
+                    await _finish_body(response)
+                    break
+                if ended:
+                    break
+                block = await deadline.wait(read(READ_SIZE))
+            if held:
+                yield "".join(held)
     except Expired:
         if in_stream:
             raise deadline.error(origin, f"stream stalled for {deadline.gap:g} s after {state.deltas} deltas") from None
@@ -260,42 +278,25 @@ async def read_answer(
         yield item
 
 
-async def _read_events(
-    response: aiohttp.ClientResponse, deadline: Deadline, state: AnswerState, head: bytes, stream: bool, join: bool
-) -> AsyncIterator[str]:
-    decoder = SSEDecoder()
-    held: list[str] = []  # stream=False: one piece at the end
-    held_size = 0
-    read = response.content.read
-    block = head or await deadline.wait(read(READ_SIZE))
-    while True:
-        ended = not block
-        events = decoder.close() if ended else decoder.feed(block)
-        block = b""  # a waiting stream need not keep its last block alive
-        if events:
-            texts = state.texts(events)
-            if stream and join and len(texts) > 1:
-                yield "".join(texts)
-            elif stream:
-                for text in texts:
-                    yield text
-            elif texts:
-                held_size += sum(map(len, texts))
-                if held_size > MAX_ANSWER_SIZE:
-                    raise ResponseError(
-                        f"{state.origin.endpoint}: answer is longer than {MAX_ANSWER_SIZE} characters, "
-                        "the most held for stream=False; stream it instead"
-                    )
-                held.extend(texts)
-            deadline.progress()  # after the consumer had the texts: its time is not the upstream's
-        if state.done:
-            await _finish_body(response)
-            break
-        if ended:
-            break
-        block = await deadline.wait(read(READ_SIZE))
-    if held:
-        yield "".join(held)
+async def _open(response: aiohttp.ClientResponse, origin: wire.Origin, deadline: Deadline) -> tuple[bytes | None, bytes]:
+    """What the answer is: (a whole JSON body, b"") or (None, the first bytes of an event stream).
+
+    Anything else (an error status, a web page, garbage) raises its g4f error.
+    A body declared an event stream, or starting like one, is read as events,
+    whatever else its content type says.
+    """
+    content_type = response.headers.get("content-type", "").lower()
+    if response.status >= 300:
+        raise await _failure(response, origin, deadline, content_type, b"")
+    head = await deadline.wait(response.content.read(READ_SIZE))
+    if content_type.startswith("text/event-stream") or wire.looks_like_events(head):
+        return None, head
+    if wire.looks_like_json(content_type, head):
+        body = await _read_limited(response, deadline, MAX_ANSWER_SIZE, head)
+        if body is None:
+            raise ResponseError(f"{origin.endpoint}: JSON answer is larger than {MAX_ANSWER_SIZE} bytes")
+        return body, b""
+    raise await _failure(response, origin, deadline, content_type, head)
 
 
 async def _read_limited(

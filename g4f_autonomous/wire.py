@@ -340,15 +340,22 @@ def read_chunk(payload: Any, origin: Origin) -> Chunk:
         raise ResponseError(f"{origin.endpoint} sent {type(payload).__name__} where an answer object was expected")
     if payload.get("error"):
         raise ResponseError(f"{origin.endpoint} reported an error: {origin.quote(_error_text(payload['error']))}")
-    chunk = Chunk(finish_reason=_finish_reason(payload.get("finish_reason")))
+    chunk = Chunk()
     choices = payload.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+    if choices and isinstance(choices, list) and isinstance(choices[0], dict):
         choice = choices[0]
         message = choice.get("delta") or choice.get("message")
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            chunk.text = message["content"]
-        chunk.finish_reason = _finish_reason(choice.get("finish_reason")) or chunk.finish_reason
-    chunk.usage = _usage(payload.get("usage"))
+        if isinstance(message, dict):
+            content = message.get("content")
+            if isinstance(content, str):
+                chunk.text = content
+        # Most chunks carry neither: skip the checks for them.
+        if choice.get("finish_reason") is not None:
+            chunk.finish_reason = _finish_reason(choice["finish_reason"])
+    if chunk.finish_reason is None and payload.get("finish_reason") is not None:
+        chunk.finish_reason = _finish_reason(payload["finish_reason"])
+    if payload.get("usage") is not None:
+        chunk.usage = _usage(payload["usage"])
     return chunk
 
 
