@@ -10,8 +10,7 @@ g4f's own errors may come out of here:
 - :class:`Deadline` bounds each wait by the provider's own clock: ``timeout``
   seconds without an event (not without a byte: a server dripping one byte at a
   time gets no more time than a silent one), and ``total_timeout`` for the call;
-- aiohttp's and the parser's exceptions become g4f errors whose text quotes the
-  upstream only through :meth:`wire.Origin.quote`.
+- aiohttp's and the parser's exceptions become the g4f errors of ``errors``.
 """
 
 from __future__ import annotations
@@ -25,14 +24,14 @@ from typing import Any, AsyncIterator, Awaitable, TypeVar
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 from g4f import debug
-from g4f.errors import ResponseError
 from g4f.errors import TimeoutError as G4FTimeoutError
 from g4f.providers.response import FinishReason, Usage
 
-from . import wire
+from . import errors, wire
+from .errors import Origin
 from .sse import SSEDecoder, SSEError, ServerSentEvent
 
-__all__ = ["Deadline", "Expired", "read_answer", "transport_error", "MAX_ANSWER_SIZE", "ERROR_BODY_LIMIT"]
+__all__ = ["Deadline", "Expired", "read_answer", "MAX_ANSWER_SIZE", "ERROR_BODY_LIMIT", "TRANSPORT_ERRORS"]
 
 # A whole JSON answer (bytes) and the text held for stream=False (characters).
 MAX_ANSWER_SIZE = 32 * 2**20
@@ -118,30 +117,13 @@ class Deadline:
         self.expired = "total" if due == self._end else "gap"
         self._task.cancel()
 
-    def error(self, origin: wire.Origin, stalled: str) -> G4FTimeoutError:
-        """g4f's TimeoutError once expired; ``stalled`` says what a gap interrupted."""
-        if self.expired == "total":
-            return G4FTimeoutError(f"{origin.endpoint}: total_timeout of {self.total:g} s reached")
-        return G4FTimeoutError(f"{origin.endpoint}: {stalled}")
-
-
-def cause(error: BaseException) -> str:
-    """A short cause without URLs that could carry credentials (not yet redacted)."""
-    if isinstance(error, aiohttp.ClientConnectorError):
-        os_error = error.os_error
-        if isinstance(os_error, ConnectionError) and os_error.errno:
-            # asyncio words a refused connect "Connect call failed"; the errno says why.
-            return f"{type(error).__name__}: {os.strerror(os_error.errno)}"
-        return f"{type(error).__name__}: {os_error.strerror or os_error}"
-    if isinstance(error, aiohttp.ClientResponseError):
-        # Its text ends with the URL, which may hold a user name and password.
-        return f"{type(error).__name__}: {error.status}, {error.message}"
-    text = str(error) or type(error).__name__
-    return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
-
-
-def transport_error(error: BaseException, origin: wire.Origin, what: str) -> ResponseError:
-    return ResponseError(f"{origin.endpoint}: {what}: {origin.quote(cause(error))}")
+    def error(self, origin: Origin, deltas: int | None = None) -> G4FTimeoutError:
+        """g4f's TimeoutError once expired; ``deltas`` once the event stream had begun."""
+        if self.expired == "total" and self.total:
+            return errors.total_timeout(origin, self.total)
+        if deltas is None:
+            return errors.no_answer(origin, self.gap)
+        return errors.stalled(origin, self.gap, deltas)
 
 
 class AnswerState:
@@ -149,7 +131,7 @@ class AnswerState:
 
     __slots__ = ("origin", "done", "deltas", "finish_reason", "usage")
 
-    def __init__(self, origin: wire.Origin) -> None:
+    def __init__(self, origin: Origin) -> None:
         self.origin = origin
         self.done = False
         self.deltas = 0
@@ -163,9 +145,9 @@ class AnswerState:
             if event.data == "[DONE]":
                 self.done = True
                 break
-            chunk = self._event_chunk(event.data)
-            if chunk is not None and chunk.text:
-                texts.append(chunk.text)
+            text = self._event_text(event.data)
+            if text:
+                texts.append(text)
         self.deltas += len(texts)
         return texts
 
@@ -174,19 +156,15 @@ class AnswerState:
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError):
-            text = body.decode("utf-8", errors="replace")
-            raise ResponseError(f"{self.origin.endpoint}: answer is not valid JSON: {self.origin.quote(text)}") from None
-        chunk = self._record(wire.read_chunk(payload, self.origin))
-        self.deltas += bool(chunk.text)
-        return chunk.text
+            raise errors.not_json(self.origin, body.decode("utf-8", errors="replace")) from None
+        text = self._read(payload)
+        self.deltas += bool(text)
+        return text
 
     def closing_items(self) -> list[Any]:
         """FinishReason and Usage, after checking that there was an answer at all."""
         if not self.deltas:
-            # An empty success would stop g4f's fallback lists from moving on.
-            reason = f" (finish reason {self.finish_reason!r})" if self.finish_reason else ""
-            ending = "[DONE]" if self.done else "its end"
-            raise ResponseError(f"{self.origin.endpoint}: answer reached {ending} without any text{reason}")
+            raise errors.no_text(self.origin, self.done, self.finish_reason)
         items: list[Any] = []
         if self.finish_reason:
             items.append(FinishReason(self.finish_reason))
@@ -194,29 +172,33 @@ class AnswerState:
             items.append(Usage(**self.usage))
         return items
 
-    def _event_chunk(self, data: str) -> wire.Chunk | None:
+    def _event_text(self, data: str) -> str:
         try:
             payload = json.loads(data)
         except json.JSONDecodeError:
             # Seen upstream: stray non-JSON lines between good events. Skip them,
             # and log only the size: the line may quote the user's message.
             debug.log(f"AutonomousAI: skipped a malformed event of {len(data)} characters from {self.origin.endpoint}")
-            return None
+            return ""
         except (ValueError, RecursionError) as error:
-            # Valid JSON that Python will not hold (nested too deep, a number
-            # of thousands of digits): a real event lost, so the answer is wrong.
-            kind = "nested too deeply" if isinstance(error, RecursionError) else "a number too long to read"
-            raise ResponseError(f"{self.origin.endpoint}: an event could not be read ({kind})") from None
-        return self._record(wire.read_chunk(payload, self.origin))
+            # Valid JSON that Python will not hold (nested too deep, a number of
+            # thousands of digits): a real event lost, so the answer would be wrong.
+            raise errors.unreadable_event(self.origin, error) from None
+        return self._read(payload)
 
-    def _record(self, chunk: wire.Chunk) -> wire.Chunk:
+    def _read(self, payload: Any) -> str:
+        chunk = wire.read_chunk(payload)
+        if chunk is None:
+            raise errors.not_an_object(self.origin, payload)
+        if chunk.error is not None:
+            raise errors.reported(self.origin, chunk.error)
         self.finish_reason = chunk.finish_reason or self.finish_reason
         self.usage = chunk.usage or self.usage
-        return chunk
+        return chunk.text
 
 
 async def read_answer(
-    response: aiohttp.ClientResponse, origin: wire.Origin, deadline: Deadline, stream: bool, join: bool = False
+    response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline, stream: bool, join: bool = False
 ) -> AsyncIterator[Any]:
     """The answer as str deltas (one str when not ``stream``), then FinishReason and Usage.
 
@@ -251,10 +233,7 @@ async def read_answer(
                     elif texts:
                         held_size += sum(map(len, texts))
                         if held_size > MAX_ANSWER_SIZE:
-                            raise ResponseError(
-                                f"{origin.endpoint}: answer is longer than {MAX_ANSWER_SIZE} characters, "
-                                "the most held for stream=False; stream it instead"
-                            )
+                            raise errors.text_too_long(origin, MAX_ANSWER_SIZE)
                         held.extend(texts)
                     deadline.progress()  # after the consumer had the texts: its time is not the upstream's
                 if state.done:
@@ -266,19 +245,16 @@ async def read_answer(
             if held:
                 yield "".join(held)
     except Expired:
-        if in_stream:
-            raise deadline.error(origin, f"stream stalled for {deadline.gap:g} s after {state.deltas} deltas") from None
-        raise deadline.error(origin, f"no answer within {deadline.gap:g} s") from None
+        raise deadline.error(origin, state.deltas if in_stream else None) from None
     except TRANSPORT_ERRORS as error:
-        broke = f"stream broke after {state.deltas} deltas" if in_stream else "body broke off"
-        raise transport_error(error, origin, broke) from None
+        raise errors.broke_off(origin, error, state.deltas if in_stream else None) from None
     except SSEError as error:
-        raise ResponseError(f"{origin.endpoint}: {error}") from None
+        raise errors.oversized_event(origin, error) from None
     for item in state.closing_items():
         yield item
 
 
-async def _open(response: aiohttp.ClientResponse, origin: wire.Origin, deadline: Deadline) -> tuple[bytes | None, bytes]:
+async def _open(response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline) -> tuple[bytes | None, bytes]:
     """What the answer is: (a whole JSON body, b"") or (None, the first bytes of an event stream).
 
     Anything else (an error status, a web page, garbage) raises its g4f error.
@@ -294,7 +270,7 @@ async def _open(response: aiohttp.ClientResponse, origin: wire.Origin, deadline:
     if wire.looks_like_json(content_type, head):
         body = await _read_limited(response, deadline, MAX_ANSWER_SIZE, head)
         if body is None:
-            raise ResponseError(f"{origin.endpoint}: JSON answer is larger than {MAX_ANSWER_SIZE} bytes")
+            raise errors.json_too_large(origin, MAX_ANSWER_SIZE)
         return body, b""
     raise await _failure(response, origin, deadline, content_type, head)
 
@@ -313,8 +289,8 @@ async def _read_limited(
 
 
 async def _failure(
-    response: aiohttp.ClientResponse, origin: wire.Origin, deadline: Deadline, content_type: str, head: bytes
-) -> ResponseError:
+    response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline, content_type: str, head: bytes
+) -> Exception:
     """The g4f error for a status or body that is no answer, from the first ERROR_BODY_LIMIT bytes."""
     body = bytearray(head)
     while len(body) < ERROR_BODY_LIMIT:
@@ -323,7 +299,7 @@ async def _failure(
             break
         body += block
     text = body.decode("utf-8", errors="replace")
-    return wire.http_failure(response.status, content_type, text, origin, response.headers.get("location"))
+    return errors.http_status(origin, response.status, content_type, text, response.headers.get("location"))
 
 
 async def _finish_body(response: aiohttp.ClientResponse) -> None:

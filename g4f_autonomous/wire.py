@@ -12,10 +12,9 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
-from g4f.errors import CloudflareError, RateLimitError, ResponseError, ResponseStatusError
 
 DEFAULT_BASE_URL = "https://chatgpt.autonomous.ai/api/v1/ai"
 BASE_URL_ENV = "G4F_AUTONOMOUS_BASE_URL"
@@ -52,9 +51,6 @@ BROWSER_HEADERS: dict[str, str] = {
         "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
     ),
 }
-
-# How much of an upstream body an error message may quote.
-BODY_EXCERPT = 200
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
@@ -219,22 +215,24 @@ def build_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return headers
 
 
-def configured_base_url(base_url: Any = None) -> tuple[Any, str]:
+def configured_base_url(base_url: Any = None, from_env: str | None = None) -> tuple[Any, str]:
     """The base URL as configured, unchecked, and where it came from.
 
-    ``base_url`` argument, else $G4F_AUTONOMOUS_BASE_URL, else the public service.
+    ``base_url`` argument, else ``from_env`` ($G4F_AUTONOMOUS_BASE_URL when not
+    given), else the public service.
     """
     if base_url:
         return base_url, "base_url"
-    from_env = os.environ.get(BASE_URL_ENV, "")
+    if from_env is None:
+        from_env = os.environ.get(BASE_URL_ENV, "")
     if from_env:
         return from_env, BASE_URL_ENV
     return DEFAULT_BASE_URL, "default"
 
 
-def resolve_base_url(base_url: str | None = None) -> str:
+def resolve_base_url(base_url: Any = None, from_env: str | None = None) -> str:
     """The configured base URL, checked; a bad one raises ValueError naming its source."""
-    value, source = configured_base_url(base_url)
+    value, source = configured_base_url(base_url, from_env)
     if source == "default":
         return value
     return _checked_http_url(value, source).rstrip("/")
@@ -304,43 +302,20 @@ class Chunk:
     text: str = ""
     finish_reason: str | None = None
     usage: dict[str, int] | None = None
+    error: Any = None  # the object's ``error`` member, when it reports one
 
 
-def _keep(text: str) -> str:
-    return text
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where an answer comes from, for error messages.
-
-    Every error the provider raises about an answer starts with ``endpoint``
-    (already without credentials), and every piece of upstream text it quotes
-    goes through :meth:`quote`: at most BODY_EXCERPT characters, with runs
-    taken from the user's own messages hidden, because servers echo input.
-    """
-
-    endpoint: str
-    redact: Callable[[str], str] = _keep
-
-    def quote(self, text: str) -> str:
-        return self.redact(excerpt(text))
-
-
-def read_chunk(payload: Any, origin: Origin) -> Chunk:
-    """Map one ``chat.completion.chunk`` (or a whole non-stream answer) to a Chunk.
+def read_chunk(payload: Any) -> Chunk | None:
+    """Map one ``chat.completion.chunk`` (or a whole non-stream answer) to a Chunk; None if not an object.
 
     The text is in ``choices[0].delta.content`` (or ``message.content`` for a
     non-stream answer); the finish reason in ``choices[0].finish_reason`` or, as
-    older servers sent it, at the top level. An ``error`` member is raised.
-    A finish reason that is not a short string, and usage members that are not
-    known token counts, are left out.
+    older servers sent it, at the top level. A finish reason that is not a
+    short string, and usage members that are not known token counts, are left out.
     """
     if not isinstance(payload, dict):
-        raise ResponseError(f"{origin.endpoint} sent {type(payload).__name__} where an answer object was expected")
-    if payload.get("error"):
-        raise ResponseError(f"{origin.endpoint} reported an error: {origin.quote(_error_text(payload['error']))}")
-    chunk = Chunk()
+        return None
+    chunk = Chunk(error=payload.get("error") or None)
     choices = payload.get("choices")
     if choices and isinstance(choices, list) and isinstance(choices[0], dict):
         choice = choices[0]
@@ -376,23 +351,6 @@ def _usage(value: Any) -> dict[str, int] | None:
     return counts or None
 
 
-def _error_text(error: Any) -> str:
-    """The readable part of an upstream ``error`` member, without walking arbitrary structures."""
-    if isinstance(error, dict):
-        error = error.get("message") or error.get("code") or "an error object without a message"
-    if isinstance(error, str):
-        return error
-    if isinstance(error, (int, float)):
-        return str(error)
-    return f"an error {type(error).__name__}"
-
-
-def excerpt(text: str) -> str:
-    """At most BODY_EXCERPT characters of ``text``, whitespace collapsed."""
-    text = " ".join(text[:BODY_EXCERPT * 8].split())
-    return text if len(text) <= BODY_EXCERPT else text[:BODY_EXCERPT] + "…"
-
-
 CLOUDFLARE_MARKERS = (
     "<title>Just a moment...</title>",
     "<title>Attention Required! | Cloudflare</title>",
@@ -423,29 +381,3 @@ _EVENT_FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
 def looks_like_events(head: bytes) -> bool:
     """A body that begins the way an event stream does, whatever its content type says."""
     return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_EVENT_FIELDS)
-
-
-def http_failure(status: int, content_type: str, body: str, origin: Origin, location: str | None = None) -> ResponseError:
-    """The g4f error for an answer that is not one: non-2xx, a redirect, a web page, anything else."""
-    where = f"HTTP {status} from {origin.endpoint}"
-    if looks_like_html(content_type, body) and is_cloudflare_challenge(body):
-        return CloudflareError(f"{where}: Cloudflare challenge page; try later or use another proxy")
-    if 300 <= status < 400:
-        target = origin.quote(redact_url(location)) if location else "nowhere"
-        return ResponseStatusError(f"{where}: redirect to {target} not followed; set base_url to the service itself")
-    if looks_like_html(content_type, body):
-        detail = "an HTML page"
-    elif content_type.startswith("application/json"):
-        try:
-            data = json.loads(body)
-            detail = _error_text(data.get("error") or data.get("message") or body) if isinstance(data, dict) else body
-        except (ValueError, RecursionError):
-            detail = body
-        detail = origin.quote(detail)
-    else:
-        detail = origin.quote(body) or "an empty body"
-    if 200 <= status < 300:
-        return ResponseError(f"{origin.endpoint}: answer is neither an event stream nor JSON: {detail}")
-    if status == 429:
-        return RateLimitError(f"{where}: {detail}")
-    return ResponseStatusError(f"{where}: {detail}")

@@ -138,17 +138,17 @@ def test_attach_images_appends_image_url_parts_to_the_last_user_message():
 # --- answer side ----------------------------------------------------------------
 
 def test_read_chunk_takes_text_and_finish_reason_from_the_first_choice():
-    chunk = wire.read_chunk({"choices": [{"delta": {"content": "hi"}, "finish_reason": "length"}]}, "e")
+    chunk = wire.read_chunk({"choices": [{"delta": {"content": "hi"}, "finish_reason": "length"}]})
     assert (chunk.text, chunk.finish_reason, chunk.usage) == ("hi", "length", None)
 
 
 def test_read_chunk_accepts_a_top_level_finish_reason():
-    chunk = wire.read_chunk({"choices": [{"delta": {}}], "finish_reason": "stop"}, "e")
+    chunk = wire.read_chunk({"choices": [{"delta": {}}], "finish_reason": "stop"})
     assert (chunk.text, chunk.finish_reason) == ("", "stop")
 
 
 def test_read_chunk_reads_a_whole_non_stream_answer_and_usage():
     usage = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
     payload = {"choices": [{"message": {"role": "assistant", "content": "whole"}, "finish_reason": "stop"}], "usage": usage}
-    chunk = wire.read_chunk(payload, "e")
+    chunk = wire.read_chunk(payload)
     assert (chunk.text, chunk.finish_reason, chunk.usage) == ("whole", "stop", usage)

@@ -1,0 +1,173 @@
+"""Every g4f error the provider raises about an answer, worded in one place.
+
+A message starts with the endpoint (never with credentials), says what went
+wrong, and quotes the upstream only through :meth:`Origin.quote`: at most
+BODY_EXCERPT characters, with runs taken from the user's own messages hidden,
+because servers echo their input. Causes are never chained (``from None``):
+aiohttp's own errors may quote what the upstream sent, so a traceback would
+show what the message hides.
+
+Bad arguments are not here: they are ValueErrors raised where each is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import aiohttp
+from g4f.errors import CloudflareError, RateLimitError, ResponseError, ResponseStatusError
+from g4f.errors import TimeoutError as G4FTimeoutError
+
+from .wire import is_cloudflare_challenge, looks_like_html, redact_url
+
+# How much of an upstream text a message may quote.
+BODY_EXCERPT = 200
+
+
+def excerpt(text: str) -> str:
+    """At most BODY_EXCERPT characters of ``text``, whitespace collapsed."""
+    text = " ".join(text[:BODY_EXCERPT * 8].split())
+    return text if len(text) <= BODY_EXCERPT else text[:BODY_EXCERPT] + "…"
+
+
+def _keep(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an answer comes from: the endpoint as shown, and how to hide the user's input in quotes."""
+
+    endpoint: str
+    redact: Callable[[str], str] = _keep
+
+    def quote(self, text: str) -> str:
+        return self.redact(excerpt(text))
+
+
+def cause(error: BaseException) -> str:
+    """A short cause, without the URLs aiohttp puts in some texts (they may carry credentials)."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        os_error = error.os_error
+        if isinstance(os_error, ConnectionError) and os_error.errno:
+            # asyncio words a refused connect "Connect call failed"; the errno says why.
+            return f"{type(error).__name__}: {os.strerror(os_error.errno)}"
+        return f"{type(error).__name__}: {os_error.strerror or os_error}"
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"{type(error).__name__}: {error.status}, {error.message}"
+    text = str(error) or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
+
+
+# --- reaching the service and reading from it ----------------------------------
+
+def unreachable(origin: Origin, error: BaseException) -> ResponseError:
+    return ResponseError(f"cannot reach {origin.endpoint}: {origin.quote(cause(error))}")
+
+
+def broke_off(origin: Origin, error: BaseException, deltas: int | None) -> ResponseError:
+    """The connection failed while the body was read; ``deltas`` once the event stream had begun."""
+    where = "body broke off" if deltas is None else f"stream broke after {deltas} deltas"
+    return ResponseError(f"{origin.endpoint}: {where}: {origin.quote(cause(error))}")
+
+
+def no_connection(origin: Origin, seconds: float) -> G4FTimeoutError:
+    return G4FTimeoutError(f"{origin.endpoint}: no connection within {seconds:g} s")
+
+
+def no_answer(origin: Origin, seconds: float) -> G4FTimeoutError:
+    return G4FTimeoutError(f"{origin.endpoint}: no answer within {seconds:g} s")
+
+
+def stalled(origin: Origin, seconds: float, deltas: int) -> G4FTimeoutError:
+    return G4FTimeoutError(f"{origin.endpoint}: stream stalled for {seconds:g} s after {deltas} deltas")
+
+
+def total_timeout(origin: Origin, seconds: float) -> G4FTimeoutError:
+    return G4FTimeoutError(f"{origin.endpoint}: total_timeout of {seconds:g} s reached")
+
+
+# --- answers that are not one -----------------------------------------------------
+
+def http_status(origin: Origin, status: int, content_type: str, body: str, location: str | None = None) -> ResponseError:
+    """An error status, a redirect, a web page or anything else where an answer should be."""
+    where = f"HTTP {status} from {origin.endpoint}"
+    if looks_like_html(content_type, body) and is_cloudflare_challenge(body):
+        return CloudflareError(f"{where}: Cloudflare challenge page; try later or use another proxy")
+    if 300 <= status < 400:
+        target = origin.quote(redact_url(location)) if location else "nowhere"
+        return ResponseStatusError(f"{where}: redirect to {target} not followed; set base_url to the service itself")
+    if looks_like_html(content_type, body):
+        detail = "an HTML page"
+    elif content_type.startswith("application/json"):
+        detail = origin.quote(_json_error_text(body))
+    else:
+        detail = origin.quote(body) or "an empty body"
+    if 200 <= status < 300:
+        return ResponseError(f"{origin.endpoint}: answer is neither an event stream nor JSON: {detail}")
+    if status == 429:
+        return RateLimitError(f"{where}: {detail}")
+    return ResponseStatusError(f"{where}: {detail}")
+
+
+def reported(origin: Origin, error: Any) -> ResponseError:
+    """An answer object whose ``error`` member is set."""
+    return ResponseError(f"{origin.endpoint} reported an error: {origin.quote(error_text(error))}")
+
+
+def not_an_object(origin: Origin, payload: Any) -> ResponseError:
+    return ResponseError(f"{origin.endpoint} sent {type(payload).__name__} where an answer object was expected")
+
+
+def not_json(origin: Origin, body: str) -> ResponseError:
+    return ResponseError(f"{origin.endpoint}: answer is not valid JSON: {origin.quote(body)}")
+
+
+def unreadable_event(origin: Origin, error: Exception) -> ResponseError:
+    """Valid JSON that Python will not hold: a real event lost, so the answer would be wrong."""
+    kind = "nested too deeply" if isinstance(error, RecursionError) else "a number too long to read"
+    return ResponseError(f"{origin.endpoint}: an event could not be read ({kind})")
+
+
+def oversized_event(origin: Origin, error: Exception) -> ResponseError:
+    return ResponseError(f"{origin.endpoint}: {error}")
+
+
+def no_text(origin: Origin, done: bool, finish_reason: str | None) -> ResponseError:
+    """An answer without any text: an empty success would stop g4f's fallback lists."""
+    reason = f" (finish reason {finish_reason!r})" if finish_reason else ""
+    return ResponseError(f"{origin.endpoint}: answer reached {'[DONE]' if done else 'its end'} without any text{reason}")
+
+
+def json_too_large(origin: Origin, limit: int) -> ResponseError:
+    return ResponseError(f"{origin.endpoint}: JSON answer is larger than {limit} bytes")
+
+
+def text_too_long(origin: Origin, limit: int) -> ResponseError:
+    return ResponseError(
+        f"{origin.endpoint}: answer is longer than {limit} characters, the most held for stream=False; stream it instead"
+    )
+
+
+def error_text(error: Any) -> str:
+    """The readable part of an upstream ``error`` member, without walking arbitrary structures."""
+    if isinstance(error, dict):
+        error = error.get("message") or error.get("code") or "an error object without a message"
+    if isinstance(error, str):
+        return error
+    if isinstance(error, (int, float)):
+        return str(error)
+    return f"an error {type(error).__name__}"
+
+
+def _json_error_text(body: str) -> str:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return body
+    if isinstance(data, dict):
+        return error_text(data.get("error") or data.get("message") or body)
+    return body

@@ -1,0 +1,145 @@
+"""Building one upstream request from g4f's arguments: every check before any I/O.
+
+Pure apart from reading the base-URL environment variable: the translation
+rules themselves live in ``wire``; this module puts one request together for
+both stream modes and keeps what is the same from call to call cached.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import math
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+
+from . import wire
+from .errors import Origin
+from .redact import Redactor
+
+DEFAULT_TIMEOUT = 120.0
+
+
+@dataclass(slots=True)
+class Request:
+    """One checked request, ready to send."""
+
+    endpoint: str
+    body: bytes
+    headers: dict[str, str]
+    proxy: str | None
+    proxy_headers: dict[str, str] | None
+    timeout: aiohttp.ClientTimeout  # connecting; reads are bounded by the provider's Deadline
+    seconds: float  # the gap allowed between events (and for the answer to start)
+    total_timeout: float | None
+    stream: bool
+    thread_id: str
+    origin: Origin  # for error messages: the endpoint as shown, and what to hide of the user's input
+
+
+def build_request(
+    *,
+    model: str,
+    messages: Any,
+    media: Any = None,
+    base_url: Any = None,
+    proxy: Any = None,
+    headers: Any = None,
+    timeout: Any = None,
+    total_timeout: Any = None,
+    stream: Any = True,
+    conversation: Any = None,
+) -> Request:
+    """The request for an upstream ``model`` (already resolved); a bad argument is a ValueError naming it."""
+    wire_messages = wire.check_messages(messages)
+    if media:
+        wire_messages = wire.attach_images(wire_messages, wire.media_urls(media))
+    if base_url and not isinstance(base_url, str):
+        wire.resolve_base_url(base_url)  # raises the ValueError naming base_url
+    endpoint, shown_endpoint = endpoint_for(base_url or None, os.environ.get(wire.BASE_URL_ENV, ""), model)
+    proxy, proxy_auth = proxy_and_credentials(wire.check_proxy(proxy))
+    request_headers = wire.build_headers(headers)
+    proxy_headers = None
+    if proxy_auth and endpoint.startswith("https:"):
+        proxy_headers = proxy_auth  # aiohttp sends these on the CONNECT only
+    elif proxy_auth:
+        request_headers.update(proxy_auth)  # plain http: the proxy reads the request itself
+    seconds = positive_seconds("timeout", timeout, DEFAULT_TIMEOUT)
+    thread_id = thread_id_of(conversation) or str(uuid.uuid4())
+    encoded_messages = wire.encode_messages(wire_messages)
+    return Request(
+        endpoint=endpoint,
+        body=wire.build_body(model, encoded_messages, thread_id, bool(stream)),
+        headers=request_headers,
+        proxy=proxy,
+        proxy_headers=proxy_headers,
+        timeout=_connect_timeout(seconds),
+        seconds=seconds,
+        total_timeout=positive_seconds("total_timeout", total_timeout, None),
+        stream=bool(stream),
+        thread_id=thread_id,
+        # Servers echo input in their errors: what they quote of it is hidden.
+        origin=Origin(shown_endpoint, Redactor(wire_messages, encoded_messages).redact),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def endpoint_for(base_url: str | None, from_env: str, model: str) -> tuple[str, str]:
+    """The model's endpoint URL and its form without credentials.
+
+    Cached per distinct input: checking and redacting parse URLs, about 5% of a
+    short answer's client time, and the same work on every call.
+    """
+    url = wire.endpoint_url(wire.resolve_base_url(base_url, from_env), model)
+    return url, wire.redact_url(url)
+
+
+@functools.lru_cache(maxsize=64)
+def _connect_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    # connect= also bounds the DNS look-up, which sock_connect does not cover.
+    return aiohttp.ClientTimeout(total=None, connect=seconds, sock_connect=seconds)
+
+
+def positive_seconds(name: str, value: Any, default: float | None) -> Any:
+    """A positive number of seconds; None or 0 means ``default``."""
+    if value is None or (value == 0 and not isinstance(value, bool)):
+        return default
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf:
+        return float(value)
+    raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+def proxy_and_credentials(proxy: str | None) -> tuple[str | None, dict[str, str] | None]:
+    """The proxy URL without user and password, and those as a Proxy-Authorization header.
+
+    aiohttp quotes the proxy URL in its error texts (a proxy's 407, say);
+    kept out of the URL, the password cannot reach an error or a traceback.
+    """
+    if proxy is None:
+        return None, None
+    parts = urlsplit(proxy)
+    if parts.username is None and parts.password is None:
+        return proxy, None
+    credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    try:
+        raw = credentials.encode("latin-1")  # what aiohttp itself uses for URL credentials
+    except UnicodeEncodeError:
+        raw = credentials.encode("utf-8")
+    bare = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
+    return bare, {"Proxy-Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
+
+
+def thread_id_of(conversation: Any) -> str | None:
+    """The thread to continue: ``conversation.thread_id`` (an object or a dict), if a non-empty string."""
+    if conversation is None:
+        return None
+    if isinstance(conversation, Mapping):
+        thread_id = conversation.get("thread_id")
+    else:
+        thread_id = getattr(conversation, "thread_id", None)
+    return thread_id if isinstance(thread_id, str) and thread_id else None
