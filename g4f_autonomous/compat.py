@@ -26,7 +26,7 @@ from typing import Any, Callable
 import g4f.errors as _errors
 
 __all__ = [
-    "G4FError", "G4F_VERSION", "add_model_routes", "auto_model_supported", "gui_entry",
+    "G4FError", "G4F_VERSION", "add_model_routes", "auto_model_supported", "gui_entry", "has_health_routes",
     "patch_gui_provider_list", "register_provider", "registry_layout", "warn_changed",
 ]
 
@@ -188,6 +188,15 @@ def auto_model_supported() -> bool:
         return Probe.get_model("auto") == "the-default"
     except Exception:
         return False
+
+
+def has_health_routes() -> bool:
+    """Whether g4f's providers have ``get_health``, which g4f's api and gui health routes call (8.7.4 on)."""
+    try:
+        import g4f.providers.base_provider as base
+    except Exception:
+        return False
+    return any(isinstance(value, type) and hasattr(value, "get_health") for value in vars(base).values())
 
 
 # --- the web GUI's provider list -------------------------------------------------------
