@@ -14,7 +14,7 @@ def prepare_offline_dirs(root: Path) -> dict[str, str]:
     """Write g4f's cached providers list for yesterday, today and tomorrow; return the env to use.
 
     g4f 8.7.2 on reads it from $G4F_CACHE_DIR/.models/<day>; older releases
-    ignore that variable and read <cookies folder>/models/<day>, the cookies
+    ignore that variable and read <cookies folder>/models/<day> (or .models), the cookies
     folder being ~/.config/g4f/cookies (or ~/.g4f/cookies, which is not
     created here so that every release picks ~/.config/g4f): so HOME moves too.
     """
@@ -23,7 +23,8 @@ def prepare_offline_dirs(root: Path) -> dict[str, str]:
     cookies = home / ".config" / "g4f" / "cookies"
     today = datetime.date.today()
     for day in (today - datetime.timedelta(days=1), today, today + datetime.timedelta(days=1)):
-        for folder in (cache / ".models" / day.isoformat(), cookies / "models" / day.isoformat()):
+        for folder in (cache / ".models" / day.isoformat(), cookies / "models" / day.isoformat(),
+                       cookies / ".models" / day.isoformat()):
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "providers.json").write_text(json.dumps(PROVIDERS_STUB))
     config = root / "g4f-config"
