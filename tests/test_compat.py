@@ -231,3 +231,36 @@ def test_startup_hook_alone_does_not_import_the_package(tmp_path):
     env = offline_env(tmp_path, G4F_AUTONOMOUS_AUTOLOAD="0", PYTHONPATH=str(REPO))
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["False", "False"], done.stderr
+
+
+# --- what a g4f version lacks, said plainly -------------------------------------------------
+
+
+def test_check_without_g4f_health_routes_still_probes(monkeypatch, capsys, threaded_emulator):
+    from g4f_autonomous import cli
+
+    monkeypatch.setattr(compat, "has_health_routes", lambda: False)
+    assert cli.main(["check", "--base-url", threaded_emulator.base_url]) == 0
+    out, err = capsys.readouterr()
+    assert "reachable, HTTP 200" in out
+    assert f"g4f {compat.G4F_VERSION} has no provider health routes" in err
+
+
+def test_this_g4f_has_health_routes():
+    assert compat.has_health_routes() is True
+
+
+# --- the README's table and CI's matrix -------------------------------------------------------
+
+
+def test_readme_compatibility_table_names_the_ci_matrix():
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Compatibility", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    in_readme = {v for row in rows[1:] for v in re.findall(r"\d+\.\d+\.\d+|newest", row[2])}
+    ci = (REPO / ".ci" / "run").read_text()
+    matrix = re.search(r"^MATRIX=\((.*)\)$", ci, flags=re.M).group(1).split()
+    in_ci = {re.sub(r"^(\d+\.\d+\.\d+)\.0$", r"\1", v) for v in matrix}
+    assert in_readme == in_ci
