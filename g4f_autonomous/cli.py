@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # noqa: BLE001 - the CLI's contract: one line, a status
-        from g4f.errors import ModelNotFoundError
+        from .compat import ModelNotFoundError
 
         usage = isinstance(error, (UsageError, ValueError, ModelNotFoundError))
         print(f"g4f-autonomous: error: {type(error).__name__}: {error}", file=sys.stderr)

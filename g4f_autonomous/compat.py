@@ -26,6 +26,9 @@ from typing import Any, Callable
 import g4f.errors as _errors
 
 __all__ = [
+    "AsyncGeneratorProvider", "ProviderModelMixin", "debug", "to_data_uri",
+    "CloudflareError", "FinishReason", "JsonConversation", "ModelNotFoundError", "ProviderNotWorkingError",
+    "RateLimitError", "ResponseError", "ResponseStatusError", "TimeoutError", "Usage",
     "G4FError", "G4F_VERSION", "add_model_routes", "auto_model_supported", "gui_entry", "has_health_routes",
     "patch_gui_provider_list", "register_provider", "registry_layout", "warn_changed",
 ]
@@ -42,17 +45,9 @@ def _g4f_version() -> str:
 
 G4F_VERSION = _g4f_version()
 
-# g4f's errors got a common base class in 0.5.9; before it, catching the
-# tuple of the classes this plugin raises means the same.
-G4FError: type[Exception] | tuple[type[Exception], ...] = getattr(_errors, "G4FError", None) or tuple(
-    value for value in vars(_errors).values()
-    if isinstance(value, type) and issubclass(value, Exception) and value.__module__ == _errors.__name__
-)
-
 _lock = threading.RLock()
 _warned: set[str] = set()
 _stderr_used = False
-
 
 def warn_changed(internal: str, detail: str) -> None:
     """Say once per internal that g4f changed it: always in g4f's debug log, once per process on stderr."""
@@ -62,8 +57,8 @@ def warn_changed(internal: str, detail: str) -> None:
             return
         _warned.add(internal)
         message = (
-            f"g4f-autonomous: g4f {G4F_VERSION} changed {internal} ({detail}); AutonomousAI is only partly "
-            "registered there, Client(provider=AutonomousAI) still works. Please report it."
+            f"g4f-autonomous: g4f {G4F_VERSION} changed {internal} ({detail}); "
+            "Client(provider=AutonomousAI) still works. Please report it."
         )
         _debug_log(message)
         if not _stderr_used:
@@ -78,6 +73,63 @@ def _debug_log(message: str) -> None:
         g4f.debug.log(message)
     except Exception:  # the debug module is an internal too
         pass
+
+
+# --- names the provider imports from g4f --------------------------------------------------
+# provider.py and wire.py import these from here, so that a g4f without one of
+# them (an old release, or a future one that moved it) costs a warning, not the import.
+
+# g4f's errors got a common base class in 0.5.9; before it, catching the
+# tuple of g4f's error classes means the same.
+G4FError: type[Exception] | tuple[type[Exception], ...] = getattr(_errors, "G4FError", None) or tuple(
+    value for value in vars(_errors).values()
+    if isinstance(value, type) and issubclass(value, Exception) and value.__module__ == _errors.__name__
+)
+
+
+def _g4f_error(name: str, base: type[Exception]) -> type[Exception]:
+    found = getattr(_errors, name, None)
+    if isinstance(found, type) and issubclass(found, Exception):
+        return found
+    warn_changed(f"g4f.errors.{name}", "missing; the plugin raises a stand-in of the same name")
+    return type(name, (base,), {"__module__": __name__})
+
+
+ResponseError = _g4f_error("ResponseError", Exception)
+ResponseStatusError = _g4f_error("ResponseStatusError", ResponseError)
+CloudflareError = _g4f_error("CloudflareError", ResponseStatusError)
+RateLimitError = _g4f_error("RateLimitError", ResponseStatusError)
+ModelNotFoundError = _g4f_error("ModelNotFoundError", Exception)
+ProviderNotWorkingError = _g4f_error("ProviderNotWorkingError", Exception)
+TimeoutError = _g4f_error("TimeoutError", Exception)  # noqa: A001 - g4f's name
+
+try:
+    from g4f.providers.response import FinishReason, JsonConversation, Usage
+except ImportError as _error:  # these only decorate an answer: the text still flows without them
+    warn_changed("g4f.providers.response", f"{_error}; finish reason and usage are not reported")
+
+    class _Hidden(str):
+        """An empty string to g4f's client: it adds nothing to the answer."""
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> "_Hidden":
+            return str.__new__(cls, "")
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.thread_id = kwargs.get("thread_id")
+
+    FinishReason = Usage = JsonConversation = _Hidden  # type: ignore[misc,assignment]
+
+
+# The provider's base classes and the debug log: the same on every supported g4f.
+from g4f import debug  # noqa: E402
+from g4f.providers.base_provider import AsyncGeneratorProvider, ProviderModelMixin  # noqa: E402
+
+
+def to_data_uri(data: Any, filename: str | None = None) -> str:
+    """g4f's image-to-data-URI; imported on first use, as g4f.image is not needed to register."""
+    from g4f.image import to_data_uri as convert
+
+    return convert(data, filename)
 
 
 # --- the provider registry -------------------------------------------------------------
@@ -127,7 +179,7 @@ def register_provider(provider: type, module: Any = None) -> str:
                 setattr(module, name, provider)
             else:
                 warn_changed("g4f.Provider's provider registry", "none of ProviderLoader, _provider_names, "
-                             "__map_paths__, __map__ found; the name 'AutonomousAI' is not known to g4f")
+                             "__map_paths__, __map__ found: g4f cannot find 'AutonomousAI' by name")
                 setattr(module, name, provider)  # at least g4f.Provider.AutonomousAI
             all_names = namespace.get("__all__")
             if isinstance(all_names, list):
@@ -157,7 +209,7 @@ def add_model_routes(module: Any, provider: type, routes: dict[str, str]) -> boo
     vision = getattr(mixin, "vision_models", None)
     if not isinstance(model_map, dict) or not isinstance(models, list) or not isinstance(vision, list):
         warn_changed("g4f.providers.any_provider.AnyModelProviderMixin",
-                     "model_map, models or vision_models changed; models without a provider are not routed here")
+                     "model_map, models or vision_models changed: models without a provider are not routed here")
         return False
     with _lock:
         for public_name, model in routes.items():
@@ -226,7 +278,7 @@ def gui_entry(provider: type, keys: list[str] | None = None) -> dict[str, Any]:
     for key in keys if keys is not None else _GUI_VALUES:
         rule = _GUI_VALUES.get(key)
         if rule is None:
-            warn_changed("g4f's GUI provider entries", f"new key {key!r}")
+            warn_changed("g4f's GUI provider entries", f"new key {key!r}, given the attribute of that name or None")
             entry[key] = getattr(provider, key, None)
         else:
             entry[key] = rule(provider)
@@ -238,7 +290,7 @@ def patch_gui_provider_list(module: Any, provider: type) -> bool:
     api = getattr(module, "Api", None)
     raw = vars(api).get("get_providers") if isinstance(api, type) else None
     if not isinstance(raw, staticmethod) or not callable(raw.__func__):
-        warn_changed("g4f.gui.server.api.Api.get_providers", "not a static method; the GUI may not list AutonomousAI")
+        warn_changed("g4f.gui.server.api.Api.get_providers", "not a static method: the GUI may not list AutonomousAI")
         return False
     original = raw.__func__
     if getattr(original, "_autonomous_ai", False):

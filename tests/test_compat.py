@@ -264,3 +264,33 @@ def test_readme_compatibility_table_names_the_ci_matrix():
     matrix = re.search(r"^MATRIX=\((.*)\)$", ci, flags=re.M).group(1).split()
     in_ci = {re.sub(r"^(\d+\.\d+\.\d+)\.0$", r"\1", v) for v in matrix}
     assert in_readme == in_ci
+
+
+# --- the names provider.py and wire.py import from g4f ------------------------------------------
+
+NAMES_GONE = textwrap.dedent(
+    """
+    import importlib.util, sys
+    import g4f.errors
+    del g4f.errors.CloudflareError, g4f.errors.G4FError
+    sys.modules["g4f.providers.response"] = None  # "import g4f.providers.response" now fails
+    # compat.py alone: the package would import provider.py, which imports these names itself
+    spec = importlib.util.spec_from_file_location("compat_alone", {path!r})
+    compat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compat)
+    assert issubclass(compat.CloudflareError, g4f.errors.ResponseStatusError)
+    assert g4f.errors.ResponseError in compat.G4FError and g4f.errors.TimeoutError in compat.G4FError
+    assert compat.FinishReason("stop") == "" and compat.Usage(total_tokens=3) == ""
+    assert compat.JsonConversation(thread_id="t").thread_id == "t"
+    print("ok")
+    """
+)
+
+
+def test_missing_g4f_names_get_stand_ins_and_one_warning(tmp_path):
+    code = NAMES_GONE.format(path=str(REPO / "g4f_autonomous" / "compat.py"))
+    env = offline_env(tmp_path, G4F_AUTONOMOUS_AUTOLOAD="0")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "changed g4f.errors.CloudflareError" in lines[0], lines
