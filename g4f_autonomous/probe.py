@@ -1,12 +1,13 @@
 """One tiny real chat per upstream endpoint, answered as raw HTTP: the input of :mod:`.conformance`.
 
-Used by ``g4f-autonomous check --deep`` and the ``live`` tests. Requests are
-built by :mod:`.wire`, exactly as the provider builds them.
+Used by ``g4f-autonomous check --deep`` and the ``live`` tests. Requests carry
+the provider's headers and message encoding (:mod:`.wire`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import dataclass, field
 
@@ -52,7 +53,9 @@ async def probe_all(base_url: str | None = None, timeout: float = 30.0) -> list[
 
 async def _probe(session: aiohttp.ClientSession, base: str, path: str, model: str) -> EndpointReport:
     report = EndpointReport(path, model)
-    body = wire.build_body(model, PROMPT, str(uuid.uuid4()), True)
+    # The documented request body, spelled out: what is probed is the service, not wire's signatures.
+    body = json.dumps({"messages": wire.encode_messages(PROMPT), "threadId": str(uuid.uuid4()),
+                       "stream": True, "aiAgent": model}).encode("ascii")
     try:
         async with session.post(base + path, data=body, headers=wire.build_headers()) as response:
             raw = await _read_up_to(response.content, BODY_LIMIT + 1)
