@@ -7,12 +7,18 @@ nothing else. The finder watches for named modules; when one is imported, it
 lets the real loader run and then calls the callbacks registered for it.
 
 ``G4F_AUTONOMOUS_AUTOLOAD=0`` turns the start-up part off.
+
+This module is a leaf: it imports no module of this project and knows the
+package only by name, so the package can import it (for ``when_imported``)
+without an import cycle.
 """
 
 import os
 import sys
 
 AUTOLOAD_ENV = "G4F_AUTONOMOUS_AUTOLOAD"
+PACKAGE = "g4f_autonomous"  # importing it registers the provider
+WATCHED = "g4f"
 
 _callbacks = {}  # module name -> callbacks waiting for it
 
@@ -74,11 +80,11 @@ class _NotifyingLoader:
 
 
 def _register_with_g4f(_module):
-    import g4f_autonomous  # noqa: F401  (importing it registers the provider)
+    __import__(PACKAGE)  # by name: a static import would make this module part of a cycle
 
 
 def arm():
     """Called from the .pth file at start-up."""
     if os.environ.get(AUTOLOAD_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
         return
-    when_imported("g4f", _register_with_g4f)
+    when_imported(WATCHED, _register_with_g4f)

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # noqa: BLE001 - the CLI's contract: one line, a status
-        from g4f.errors import ModelNotFoundError
+        from .compat import ModelNotFoundError
 
         usage = isinstance(error, (UsageError, ValueError, ModelNotFoundError))
         print(f"g4f-autonomous: error: {type(error).__name__}: {error}", file=sys.stderr)
@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="probe whether the service answers (exit 0 reachable, 1 not)")
     check.add_argument("--base-url")
+    check.add_argument("--deep", action="store_true",
+                       help="chat once with every endpoint and list what differs from the expected protocol "
+                            "(exit 0 when all conform)")
+    check.add_argument("--timeout", type=float, default=30.0, help="seconds per endpoint with --deep")
     check.set_defaults(run=_check)
 
     serve = commands.add_parser("serve", help="run the upstream emulator and print its base URL")
@@ -142,8 +146,19 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from . import compat
     from .provider import AutonomousAI
 
+    if args.deep:
+        from .probe import format_table, probe_all
+
+        reports = asyncio.run(probe_all(args.base_url, args.timeout))
+        print(format_table(reports))
+        return EXIT_OK if all(report.conforms for report in reports) else EXIT_UPSTREAM
+    if not compat.has_health_routes():
+        # The probe below is the plugin's own; g4f's api/gui only gained health routes in 8.7.4.
+        print(f"note: g4f {compat.G4F_VERSION} has no provider health routes; "
+              "this command probes the service itself", file=sys.stderr)
     health = asyncio.run(AutonomousAI.get_health(base_url=args.base_url))
     state = "reachable" if health["ok"] else "unreachable"
     detail = f" ({health['error']})" if health.get("error") else ""

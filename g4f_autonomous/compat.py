@@ -1,0 +1,314 @@
+"""Every touch of g4f's internals, in one place, with a check of each one's shape.
+
+g4f has no plugin interface, so registering a provider means writing into
+structures g4f keeps for itself, and those change between releases (about
+weekly). Each function here probes the shape it is about to touch, supports
+every layout known from g4f 0.5.9 on, and when it meets one it does not know
+(a future g4f) it does what it safely can, warns once, and never raises: a
+plugin must not break ``import g4f`` or g4f's commands. The provider class
+itself needs none of this: ``Client(provider=AutonomousAI)`` works on any g4f.
+
+Known layouts of g4f's provider registry (``g4f.Provider``):
+
+- ``ProviderLoader`` with ``loaded``, ``names``, ``from_name`` (8.3.1 on);
+- module-level ``_loaded_providers`` cache with either a ``_provider_names``
+  list (8.3.0) or a ``__map_paths__`` dict (7.7.0) of the names (7.7.0 to 8.3.0);
+- a plain ``__map__`` dict (the very object ``ProviderUtils.convert`` is) and a
+  ``__providers__`` list (7.6.6 and before).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, Callable
+
+import g4f.errors as _errors
+
+__all__ = [
+    "AsyncGeneratorProvider", "ProviderModelMixin", "debug", "to_data_uri",
+    "CloudflareError", "FinishReason", "JsonConversation", "ModelNotFoundError", "ProviderNotWorkingError",
+    "RateLimitError", "ResponseError", "ResponseStatusError", "TimeoutError", "Usage",
+    "G4FError", "G4F_VERSION", "add_model_routes", "auto_model_supported", "gui_entry", "has_health_routes",
+    "patch_gui_provider_list", "register_provider", "registry_layout", "warn_changed",
+]
+
+
+def _g4f_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("g4f")
+    except Exception:  # an unpacked copy of g4f has no metadata
+        return "unknown"
+
+
+G4F_VERSION = _g4f_version()
+
+_lock = threading.RLock()
+_warned: set[str] = set()
+_stderr_used = False
+
+def warn_changed(internal: str, detail: str) -> None:
+    """Say once per internal that g4f changed it: always in g4f's debug log, once per process on stderr."""
+    global _stderr_used
+    with _lock:
+        if internal in _warned:
+            return
+        _warned.add(internal)
+        message = (
+            f"g4f-autonomous: g4f {G4F_VERSION} changed {internal} ({detail}); "
+            "Client(provider=AutonomousAI) still works. Please report it."
+        )
+        _debug_log(message)
+        if not _stderr_used:
+            _stderr_used = True
+            print(message, file=sys.stderr)
+
+
+def _debug_log(message: str) -> None:
+    try:
+        import g4f.debug
+
+        g4f.debug.log(message)
+    except Exception:  # the debug module is an internal too
+        pass
+
+
+# --- names the provider imports from g4f --------------------------------------------------
+# provider.py and wire.py import these from here, so that a g4f without one of
+# them (an old release, or a future one that moved it) costs a warning, not the import.
+
+# g4f's errors got a common base class in 0.5.9; before it, catching the
+# tuple of g4f's error classes means the same.
+G4FError: type[Exception] | tuple[type[Exception], ...] = getattr(_errors, "G4FError", None) or tuple(
+    value for value in vars(_errors).values()
+    if isinstance(value, type) and issubclass(value, Exception) and value.__module__ == _errors.__name__
+)
+
+
+def _g4f_error(name: str, base: type[Exception]) -> type[Exception]:
+    found = getattr(_errors, name, None)
+    if isinstance(found, type) and issubclass(found, Exception):
+        return found
+    warn_changed(f"g4f.errors.{name}", "missing; the plugin raises a stand-in of the same name")
+    return type(name, (base,), {"__module__": __name__})
+
+
+ResponseError = _g4f_error("ResponseError", Exception)
+ResponseStatusError = _g4f_error("ResponseStatusError", ResponseError)
+CloudflareError = _g4f_error("CloudflareError", ResponseStatusError)
+RateLimitError = _g4f_error("RateLimitError", ResponseStatusError)
+ModelNotFoundError = _g4f_error("ModelNotFoundError", Exception)
+ProviderNotWorkingError = _g4f_error("ProviderNotWorkingError", Exception)
+TimeoutError = _g4f_error("TimeoutError", Exception)  # noqa: A001 - g4f's name
+
+try:
+    from g4f.providers.response import FinishReason, JsonConversation, Usage
+except ImportError as _error:  # these only decorate an answer: the text still flows without them
+    warn_changed("g4f.providers.response", f"{_error}; finish reason and usage are not reported")
+
+    class _Hidden(str):
+        """An empty string to g4f's client: it adds nothing to the answer."""
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> "_Hidden":
+            return str.__new__(cls, "")
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.thread_id = kwargs.get("thread_id")
+
+    FinishReason = Usage = JsonConversation = _Hidden  # type: ignore[misc,assignment]
+
+
+# The provider's base classes and the debug log: the same on every supported g4f.
+from g4f import debug  # noqa: E402
+from g4f.providers.base_provider import AsyncGeneratorProvider, ProviderModelMixin  # noqa: E402
+
+
+def to_data_uri(data: Any, filename: str | None = None) -> str:
+    """g4f's image-to-data-URI; imported on first use, as g4f.image is not needed to register."""
+    from g4f.image import to_data_uri as convert
+
+    return convert(data, filename)
+
+
+# --- the provider registry -------------------------------------------------------------
+
+
+def registry_layout(module: Any = None) -> str:
+    """Which of the known registry layouts this g4f has, or "unknown"."""
+    namespace = vars(module if module is not None else sys.modules["g4f.Provider"])
+    loader = namespace.get("ProviderLoader")
+    if loader is not None and isinstance(getattr(loader, "loaded", None), dict) \
+            and isinstance(getattr(loader, "names", None), list) and callable(getattr(loader, "from_name", None)):
+        return "ProviderLoader"
+    if isinstance(namespace.get("_provider_names"), list) and isinstance(namespace.get("_loaded_providers"), dict):
+        return "_provider_names"
+    if isinstance(namespace.get("__map_paths__"), dict) and isinstance(namespace.get("_loaded_providers"), dict):
+        return "__map_paths__"
+    if type(namespace.get("__map__")) is dict and isinstance(namespace.get("__providers__"), list):
+        return "__map__"
+    return "unknown"
+
+
+def register_provider(provider: type, module: Any = None) -> str:
+    """Put ``provider`` where g4f looks providers up by name; returns the layout found. Idempotent."""
+    if module is None:
+        import g4f.Provider as module
+    name = provider.__name__
+    with _lock:
+        try:
+            layout = registry_layout(module)
+            namespace = vars(module)
+            if layout == "ProviderLoader":
+                loader = namespace["ProviderLoader"]
+                loader.loaded[name] = provider
+                # g4f 8.7.2 on looks names up lower-cased without "-" and "_" too.
+                loader.loaded[name.lower().replace("-", "").replace("_", "")] = provider
+                _append_once(loader.names, name)
+            elif layout == "_provider_names":
+                namespace["_loaded_providers"][name] = provider
+                _append_once(namespace["_provider_names"], name)
+            elif layout == "__map_paths__":
+                namespace["_loaded_providers"][name] = provider
+                namespace["__map_paths__"][name] = provider  # a non-string entry is used as is
+            elif layout == "__map__":
+                namespace["__map__"][name] = provider
+                if provider not in namespace["__providers__"]:
+                    namespace["__providers__"].append(provider)
+                setattr(module, name, provider)
+            else:
+                warn_changed("g4f.Provider's provider registry", "none of ProviderLoader, _provider_names, "
+                             "__map_paths__, __map__ found: g4f cannot find 'AutonomousAI' by name")
+                setattr(module, name, provider)  # at least g4f.Provider.AutonomousAI
+            all_names = namespace.get("__all__")
+            if isinstance(all_names, list):
+                _append_once(all_names, name)  # dir(g4f.Provider) and star imports
+            else:
+                warn_changed("g4f.Provider.__all__", f"a {type(all_names).__name__}, not a list")
+        except Exception as error:  # a shape we probed wrongly: never break g4f's import
+            warn_changed("g4f.Provider's provider registry", f"{type(error).__name__}: {error}")
+            layout = "unknown"
+    return layout
+
+
+def _append_once(names: list, name: str) -> None:
+    if name not in names:
+        names.append(name)
+
+
+# --- model routing (no provider given) -------------------------------------------------
+
+
+def add_model_routes(module: Any, provider: type, routes: dict[str, str]) -> bool:
+    """Add ``public name -> provider model`` routes to g4f's model router (g4f.providers.any_provider)."""
+    name = provider.__name__
+    mixin = getattr(module, "AnyModelProviderMixin", None)
+    model_map = getattr(mixin, "model_map", None)
+    models = getattr(mixin, "models", None)
+    vision = getattr(mixin, "vision_models", None)
+    if not isinstance(model_map, dict) or not isinstance(models, list) or not isinstance(vision, list):
+        warn_changed("g4f.providers.any_provider.AnyModelProviderMixin",
+                     "model_map, models or vision_models changed: models without a provider are not routed here")
+        return False
+    with _lock:
+        for public_name, model in routes.items():
+            providers = model_map.setdefault(public_name, {})
+            if not isinstance(providers, dict):
+                warn_changed("g4f.providers.any_provider.AnyModelProviderMixin.model_map", "entries are not dicts")
+                return False
+            providers[name] = model
+            if models and public_name not in models:
+                models.append(public_name)
+            if isinstance(getattr(mixin, "models_count", None), dict):
+                mixin.models_count[public_name] = len(providers)
+            if model in getattr(provider, "vision_models", ()) and public_name not in vision:
+                vision.append(public_name)
+    return True
+
+
+def auto_model_supported() -> bool:
+    """Whether g4f's own model lookup maps "auto" to the default model (8.2.7 on)."""
+    from g4f.providers.base_provider import ProviderModelMixin
+
+    class Probe(ProviderModelMixin):
+        default_model = "the-default"
+        models = ["the-default"]
+        model_aliases: dict = {}
+
+    try:
+        return Probe.get_model("auto") == "the-default"
+    except Exception:
+        return False
+
+
+def has_health_routes() -> bool:
+    """Whether g4f's providers have ``get_health``, which g4f's api and gui health routes call (8.7.4 on)."""
+    try:
+        import g4f.providers.base_provider as base
+    except Exception:
+        return False
+    return any(isinstance(value, type) and hasattr(value, "get_health") for value in vars(base).values())
+
+
+# --- the web GUI's provider list -------------------------------------------------------
+
+# How g4f's GUI describes a provider, key by key (the same rules on every version).
+_GUI_VALUES: dict[str, Callable[[type], Any]] = {
+    "name": lambda p: p.__name__,
+    "label": lambda p: getattr(p, "label", p.__name__),
+    "parent": lambda p: getattr(p, "parent", None),
+    "image": lambda p: len(getattr(p, "image_models", None) or []),
+    "audio": lambda p: len(getattr(p, "audio_models", None) or []),
+    "video": lambda p: len(getattr(p, "video_models", None) or []),
+    "vision": lambda p: getattr(p, "default_vision_model", None) is not None,
+    "nodriver": lambda p: getattr(p, "use_nodriver", False),
+    "hf_space": lambda p: getattr(p, "hf_space", False),
+    "active_by_default": lambda p: False if getattr(p, "active_by_default", None) is None else p.active_by_default,
+    "auth": lambda p: p.needs_auth,
+    "login_url": lambda p: getattr(p, "login_url", None),
+    "live": lambda p: getattr(p, "live", 0),
+    "login": lambda p: hasattr(p, "login"),
+}
+
+
+def gui_entry(provider: type, keys: list[str] | None = None) -> dict[str, Any]:
+    """``provider`` as g4f's GUI lists providers, with the keys g4f's own entries have."""
+    entry = {}
+    for key in keys if keys is not None else _GUI_VALUES:
+        rule = _GUI_VALUES.get(key)
+        if rule is None:
+            warn_changed("g4f's GUI provider entries", f"new key {key!r}, given the attribute of that name or None")
+            entry[key] = getattr(provider, key, None)
+        else:
+            entry[key] = rule(provider)
+    return entry
+
+
+def patch_gui_provider_list(module: Any, provider: type) -> bool:
+    """Make g4f's GUI list ``provider``: its Api.get_providers may serve a list cached before the plugin."""
+    api = getattr(module, "Api", None)
+    raw = vars(api).get("get_providers") if isinstance(api, type) else None
+    if not isinstance(raw, staticmethod) or not callable(raw.__func__):
+        warn_changed("g4f.gui.server.api.Api.get_providers", "not a static method: the GUI may not list AutonomousAI")
+        return False
+    original = raw.__func__
+    if getattr(original, "_autonomous_ai", False):
+        return True
+
+    def get_providers(*args: Any, **kwargs: Any) -> Any:
+        providers = original(*args, **kwargs)
+        if not getattr(provider, "working", False) or not isinstance(providers, list):
+            return providers
+        entries = [p for p in providers if isinstance(p, dict)]
+        if any(p.get("name") == provider.__name__ for p in entries):
+            return providers
+        keys = list(entries[0]) if entries else None
+        return [*providers, gui_entry(provider, keys)]
+
+    get_providers.__wrapped__ = original
+    get_providers.__name__ = original.__name__
+    get_providers.__doc__ = original.__doc__
+    get_providers._autonomous_ai = True
+    api.get_providers = staticmethod(get_providers)
+    return True

@@ -1,0 +1,171 @@
+"""The protocol check: the pure check_answer, `check --deep` and the live tests, against the emulator.
+
+The emulator answers as the protocol says; ``Fault`` scripts answers that do
+not (a raw body, a status, a content type), and each difference must be named.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from g4f_autonomous import cli
+from g4f_autonomous.conformance import check_answer
+from g4f_autonomous.emulator import Fault
+from g4f_autonomous.probe import endpoint_models
+from offline import offline_env
+
+REPO = Path(__file__).resolve().parent.parent
+SSE = {"Content-Type": "text/event-stream"}
+
+
+def event(payload) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload)
+    return f"data: {data}\n\n".encode()
+
+
+def chunk(content=None, finish=None, **extra) -> dict:
+    delta = {} if content is None else {"content": content}
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+
+
+USAGE = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+GOOD = event(chunk("OK")) + event(chunk(finish="stop", usage=USAGE)) + event("[DONE]")
+
+
+def aspects(status=200, headers=SSE, body=GOOD) -> list[str]:
+    return [difference.aspect for difference in check_answer(status, headers, body)]
+
+
+# --- the pure check --------------------------------------------------------------------
+
+
+def test_a_conforming_answer_has_no_differences():
+    assert check_answer(200, SSE, GOOD) == []
+    assert check_answer(200, {"content-type": "text/event-stream; charset=utf-8"}, GOOD) == []
+
+
+def test_top_level_finish_reason_is_read_too():
+    body = event(chunk("OK")) + event({"finish_reason": "stop", "usage": USAGE}) + event("[DONE]")
+    assert check_answer(200, SSE, body) == []
+
+
+@pytest.mark.parametrize("status, headers, body, expected", [
+    (503, SSE, GOOD, ["status"]),
+    (200, {"Content-Type": "application/json"}, GOOD, ["content type"]),
+    (200, {}, GOOD, ["content type"]),
+    (200, SSE, event(chunk("OK")) + event(chunk(finish="stop", usage=USAGE)), ["[DONE]"]),
+    (200, SSE, event("[DONE]") + event(chunk("OK")) + event(chunk(finish="stop", usage=USAGE)), ["[DONE]"]),
+    (200, SSE, event(chunk("OK")) + event(chunk(usage=USAGE)) + event("[DONE]"), ["finish reason"]),
+    (200, SSE, event(chunk("OK")) + event(chunk(finish="stop")) + event("[DONE]"), ["usage"]),
+    (200, SSE, event(chunk("OK")) + event(chunk(finish="stop", usage={"prompt_tokens": "3"})) + event("[DONE]"),
+     ["usage"]),
+    (200, SSE, event(chunk(finish="stop", usage=USAGE)) + event("[DONE]"), ["fields"]),
+    (200, SSE, event({"choices": [{"delta": {"content": 5}}]}) + event(chunk(finish="stop", usage=USAGE))
+     + event("[DONE]"), ["fields", "fields"]),
+    (200, SSE, event({"choices": [{"delta": {"text": "OK"}}]}) + event(chunk(finish="stop", usage=USAGE))
+     + event("[DONE]"), ["fields"]),
+    (200, SSE, event({"text": "OK"}) + event(chunk(finish="stop", usage=USAGE)) + event("[DONE]"),
+     ["event shape", "fields"]),
+    (200, SSE, event("{not json") + GOOD, ["event shape"]),
+    (200, SSE, event(chunk("OK")) + event({"error": {"message": "busy"}}) + event("[DONE]"),
+     ["event shape", "event shape", "finish reason", "usage"]),
+    (200, SSE, b"", ["event shape"]),
+])
+def test_each_difference_is_named(status, headers, body, expected):
+    assert aspects(status, headers, body) == expected
+
+
+def test_a_web_page_is_several_differences():
+    found = aspects(403, {"Content-Type": "text/html"}, b"<html><title>Just a moment...</title></html>")
+    assert found == ["status", "content type", "event shape"]
+
+
+# --- check --deep against the emulator ----------------------------------------------------
+
+
+def run_check(capsys, base_url: str) -> tuple[int, str]:
+    code = cli.main(["check", "--deep", "--base-url", base_url, "--timeout", "10"])
+    return code, capsys.readouterr().out
+
+
+def test_check_deep_on_the_emulator_conforms(capsys, threaded_emulator):
+    code, out = run_check(capsys, threaded_emulator.base_url)
+    assert code == 0, out
+    rows = out.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == list(endpoint_models())
+    assert all(row.endswith("conforms") for row in rows)
+    assert {request.path.rsplit("/ai", 1)[1] for request in threaded_emulator.emulator.requests} == set(endpoint_models())
+
+
+@pytest.mark.parametrize("fault, expected", [
+    (Fault(status=503), ["status: expected 200, found 503", "content type: expected text/event-stream"]),
+    (Fault(body=json.dumps(chunk("OK", "stop", usage=USAGE)), content_type="application/json"),
+     ["content type: expected text/event-stream, found application/json", "event shape: expected server-sent events"]),
+    (Fault(body=(event(chunk("OK")) + event("[DONE]")).decode(), content_type="text/event-stream"),
+     ["finish reason: expected", "usage: expected a usage object"]),
+    (Fault(no_done=True), ["[DONE]: expected data: [DONE] as the last event, found no [DONE]"]),
+    (Fault(stream_error="overloaded"), ["event shape: expected no error member", "[DONE]: expected"]),
+    (Fault(garbage=True), ["content type: expected text/event-stream, found text/plain"]),
+])
+def test_check_deep_names_each_difference_on_every_endpoint(capsys, threaded_emulator, fault, expected):
+    threaded_emulator.emulator.fault = fault
+    code, out = run_check(capsys, threaded_emulator.base_url)
+    assert code == 1
+    for text in expected:
+        assert out.count(text) == len(endpoint_models()), (text, out)
+
+
+def test_check_deep_reports_an_unreachable_service(capsys):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, out = run_check(capsys, f"http://127.0.0.1:{port}/api/v1/ai")
+    assert code == 1
+    assert out.count("status: expected an HTTP answer, found ClientConnectorError") == len(endpoint_models())
+
+
+# --- the live tests, pointed at the emulator ------------------------------------------------
+
+
+def run_live(tmp_path: Path, base_url: str) -> subprocess.CompletedProcess:
+    env = offline_env(tmp_path, G4F_AUTONOMOUS_LIVE_URL=base_url)
+    return subprocess.run([sys.executable, "-m", "pytest", "-m", "live", "-p", "no:cacheprovider", "-q",
+                           "tests/test_live.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_live_tests_pass_on_the_emulator(tmp_path, threaded_emulator):
+    done = run_live(tmp_path, threaded_emulator.base_url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{len(endpoint_models())} passed" in done.stdout
+
+
+def test_live_tests_fail_naming_the_difference(tmp_path, threaded_emulator):
+    threaded_emulator.emulator.fault = Fault(no_done=True)
+    done = run_live(tmp_path, threaded_emulator.base_url)
+    assert done.returncode == 1, done.stdout
+    assert f"{len(endpoint_models())} failed" in done.stdout
+    assert "[DONE]: expected data: [DONE] as the last event, found no [DONE]" in done.stdout
+
+
+def test_live_tests_skip_when_the_service_cannot_be_reached(tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = run_live(tmp_path, f"http://127.0.0.1:{port}/api/v1/ai")
+    assert done.returncode == 0, done.stdout
+    assert f"{len(endpoint_models())} skipped" in done.stdout
+
+
+def test_live_tests_are_deselected_by_default():
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--collect-only",
+                           "tests/test_live.py"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert f"{len(endpoint_models())} deselected" in done.stdout, done.stdout
