@@ -15,7 +15,7 @@ import statistics
 import time
 from typing import Callable
 
-from g4f_autonomous import wire
+from g4f_autonomous import errors, wire
 from g4f_autonomous.redact import QUOTE_RUN, REDACTED, Redactor, collapse, message_texts
 
 RUNS = 5
@@ -75,8 +75,8 @@ def main() -> int:
             middle = size // 2
             quoted = " ".join(prompt[middle:middle + 400].split())
             excerpts = {
-                "quoting": wire.excerpt(PREFIX + "invalid message: " + quoted),
-                "not": wire.excerpt(
+                "quoting": errors.excerpt(PREFIX + "invalid message: " + quoted),
+                "not": errors.excerpt(
                     PREFIX + "The request could not be processed because the upstream model is overloaded; "
                     "retry later. Request id 7f3a9c2e-41b8-4d2f-9e6a-0c5b8d1e2f34, region us-east-1, code 4711."
                 ),

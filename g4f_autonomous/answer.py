@@ -23,11 +23,10 @@ from typing import Any, AsyncIterator, Awaitable, TypeVar
 
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
-from g4f import debug
-from g4f.errors import TimeoutError as G4FTimeoutError
-from g4f.providers.response import FinishReason, Usage
 
 from . import errors, wire
+from .compat import FinishReason, Usage, debug
+from .compat import TimeoutError as G4FTimeoutError
 from .errors import Origin
 from .sse import SSEDecoder, SSEError, ServerSentEvent
 

@@ -3,7 +3,7 @@
 g4f has no plugin interface, so registering a provider means writing into
 structures g4f keeps for itself, and those change between releases (about
 weekly). Each function here probes the shape it is about to touch, supports
-every layout known from g4f 0.5.9 on, and when it meets one it does not know
+every layout known from g4f 0.5.8 on, and when it meets one it does not know
 (a future g4f) it does what it safely can, warns once, and never raises: a
 plugin must not break ``import g4f`` or g4f's commands. The provider class
 itself needs none of this: ``Client(provider=AutonomousAI)`` works on any g4f.

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import aiohttp
-from g4f.errors import CloudflareError, RateLimitError, ResponseError, ResponseStatusError
-from g4f.errors import TimeoutError as G4FTimeoutError
 
+from .compat import CloudflareError, RateLimitError, ResponseError, ResponseStatusError
+from .compat import TimeoutError as G4FTimeoutError
 from .wire import is_cloudflare_challenge, looks_like_html, redact_url
 
 # How much of an upstream text a message may quote.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from . import wire
+from . import errors, wire
 from .conformance import BODY_LIMIT, Difference, check_answer
 
 PROMPT = [{"role": "user", "content": "Reply with one word: OK"}]
@@ -63,7 +63,7 @@ async def _probe(session: aiohttp.ClientSession, base: str, path: str, model: st
             if len(raw) > BODY_LIMIT:
                 report.differences.append(Difference("event shape", f"an answer under {BODY_LIMIT} bytes", "more"))
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
-        found = f"{type(error).__name__}: {wire.excerpt(str(error)) or 'no answer'}"
+        found = errors.excerpt(errors.cause(error)) or "no answer"
         report.differences.append(Difference("status", "an HTTP answer", found))
     return report
 

@@ -11,14 +11,13 @@ import os
 from typing import Any, AsyncIterator, Mapping
 
 import aiohttp
-from g4f import debug
-from g4f.errors import ModelNotFoundError, ProviderNotWorkingError
-from g4f.providers.base_provider import AsyncGeneratorProvider, ProviderModelMixin
-from g4f.providers.response import JsonConversation
 
 from . import errors, wire
 from . import session as pool
 from .answer import TRANSPORT_ERRORS, Deadline, Expired, read_answer
+from .compat import (
+    AsyncGeneratorProvider, JsonConversation, ModelNotFoundError, ProviderModelMixin, ProviderNotWorkingError, debug,
+)
 from .request import Request, build_request
 
 WORKING_ENV = "G4F_AUTONOMOUS_WORKING"

@@ -6,7 +6,7 @@ messages into logs and tracebacks. :class:`Redactor` hides every run of
 QUOTE_RUN or more characters that an error text shares with a *source form*
 of what the request sent:
 
-* each message text, whitespace collapsed as ``wire.excerpt`` does;
+* each message text, whitespace collapsed as ``errors.excerpt`` does;
 * its JSON string form, as a server echoing JSON shows it (``\\n``,
   ``\\"``, ``\\u00e9``), both with and without ``ensure_ascii``, collapsed
   the same way and without the surrounding quotes;

@@ -122,7 +122,7 @@ def media_urls(media: Any) -> list[str]:
     """
     if not isinstance(media, (list, tuple)):
         raise ValueError(f"media must be a list of (data, filename) pairs or of image data, got {type(media).__name__}")
-    from g4f.image import to_data_uri  # g4f's image helpers import PIL and friends: only when needed
+    from .compat import to_data_uri
 
     urls = []
     for index, item in enumerate(media):

@@ -17,6 +17,7 @@ from typing import Iterator
 import httpx
 import pytest
 
+from conftest import EmulatorThread
 from g4f_autonomous import AutonomousAI
 
 PING = [{"role": "user", "content": "ping pong"}]
@@ -107,6 +108,24 @@ def test_model_list_shows_five_models_with_vision_marked(http):
     assert list(models) == ["llama", "qwen_coder", "hermes", "vision", "summary"]
     assert [name for name, m in models.items() if m["vision"]] == ["vision"]
     assert [name for name, m in models.items() if m["default"]] == ["llama"]
+
+
+@pytest.mark.parametrize("provider", ["AutonomousAI", "autonomous-ai"])
+def test_chat_request_cannot_point_the_provider_at_another_host(http, emulator_env, provider):
+    """The GUI passes JSON keys to the provider; g4f's GUI itself drops base_url (but for "Custom")."""
+    elsewhere = EmulatorThread()
+    elsewhere.start()
+    try:
+        response = http.post("/backend-api/v2/conversation", json={
+            "provider": provider, "model": "hermes-3", "messages": PING, "base_url": elsewhere.base_url,
+        })
+        assert response.status_code == 200
+        events = chat_events(response)
+        assert "".join(e["content"] for e in events if e["type"] == "content") == "hermes heard: ping pong"
+        assert elsewhere.emulator.requests == []
+        assert len(emulator_env.emulator.requests) == 1
+    finally:
+        elsewhere.stop()
 
 
 def test_chat_streams_emulator_answer_as_content_events(http, emulator_env):
