@@ -20,7 +20,7 @@ AUTOLOAD_ENV = "G4F_AUTONOMOUS_AUTOLOAD"
 PACKAGE = "g4f_autonomous"  # importing it registers the provider
 WATCHED = "g4f"
 
-_callbacks = {}  # module name -> callbacks waiting for it
+_callbacks: dict = {}  # module name -> callbacks waiting for it
 
 
 def when_imported(name, callback):
@@ -51,7 +51,7 @@ class _PostImportFinder:
         else:
             return None
         if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _NotifyingLoader(spec.loader, fullname)
+            spec.loader = _NotifyingLoader(spec.loader, fullname)  # type: ignore[assignment]
         return spec
 
 

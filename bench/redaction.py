@@ -10,10 +10,11 @@ Prints the median of RUNS runs.
 
 from __future__ import annotations
 
+import functools
 import random
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from g4f_autonomous import errors, wire
 from g4f_autonomous.redact import QUOTE_RUN, REDACTED, Redactor, collapse, message_texts
@@ -82,8 +83,8 @@ def main() -> int:
                 ),
             }
             for kind, text in excerpts.items():
-                new = median_ms(lambda: Redactor(messages, encoded).redact(text))
-                old = median_ms(lambda: window_by_window(text, message_texts(messages)))
+                new = median_ms(functools.partial(lambda m, e, t: Redactor(m, e).redact(t), messages, encoded, text))
+                old = median_ms(functools.partial(lambda m, t: window_by_window(t, message_texts(m)), messages, text))
                 # The two must agree where the old one looks (the plain texts).
                 assert Redactor(messages).redact(text) == window_by_window(text, message_texts(messages))
                 print(f"{size // 1_000_000:>6}MB {name:>9} {kind:>11} {new:>9.1f} {old:>9.1f} {old / new:>7.0f}x")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import os
@@ -24,16 +25,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Awaitable, Callable, Iterator, Sequence
 
 if __package__ in (None, ""):  # ``python bench/run.py``: make ``bench`` and the source tree importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from offline import offline_env as _tests_offline_env  # noqa: E402  (tests/ is on the path: bench/__init__)
+
 from bench.streams import Answer  # noqa: E402
 from bench.upstream import ROOT, UpstreamProcess, kill_quietly  # noqa: E402
-from offline import offline_env as _tests_offline_env  # noqa: E402  (tests/ is on the path: bench/__init__)
 
 MIB = 1024 * 1024
 OP_TIMEOUT = 120.0  # one measured operation
@@ -76,7 +78,7 @@ class Samples:
 
     def medians(self) -> tuple[float, float, float]:
         """Median of ours, of the baseline, and of the per-run ratios."""
-        ratios = [o / b if b else float("inf") for o, b in zip(self.ours, self.base)]
+        ratios = [o / b if b else float("inf") for o, b in zip(self.ours, self.base, strict=True)]
         return statistics.median(self.ours), statistics.median(self.base), statistics.median(ratios)
 
 
@@ -154,7 +156,7 @@ class Bench:
                 spent = {"provider": 0.0, "limit": 0.0, "line": 0.0}
                 for turn in range(turns):
                     calls = clients(Answer(1), *spent)
-                    repeated = {name: lambda call=call: _repeat(block, call) for name, call in calls.items()}
+                    repeated = {name: functools.partial(_repeat, block, call) for name, call in calls.items()}
                     for name, seconds in (await _alternating(run + turn, repeated)).items():
                         spent[name] += seconds
                 rate = {name: block * turns / seconds for name, seconds in spent.items()}

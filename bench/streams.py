@@ -47,7 +47,7 @@ class Timing:
     total: float  # seconds from the call to the end of the answer
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fault_headers(answer: Answer) -> dict[str, str]:
     """The request header that asks for ``answer`` (the emulator's fault header and fields).
 
@@ -71,7 +71,7 @@ class Target:
         return _request_headers(answer)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _request_headers(answer: Answer) -> dict[str, str]:
     return wire.build_headers(fault_headers(answer))
 

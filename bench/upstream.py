@@ -24,6 +24,7 @@ bottleneck (``run.py`` prints the time of a raw read as the floor).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -133,7 +134,7 @@ class UpstreamProcess:
         self.base_url = ""
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "UpstreamProcess":
+    def __enter__(self) -> UpstreamProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.upstream"], cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -163,14 +164,10 @@ class UpstreamProcess:
 def kill_quietly(pid: int | None) -> None:
     """For the watchdog: end one process we started, by its id."""
     if pid is not None:
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, 9)
-        except OSError:
-            pass
 
 
 if __name__ == "__main__":
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
-from typing import Any, AsyncIterator, Awaitable, TypeVar
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
@@ -28,7 +28,7 @@ from . import errors, wire
 from .compat import FinishReason, Usage, debug
 from .compat import TimeoutError as G4FTimeoutError
 from .errors import Origin
-from .sse import SSEDecoder, SSEError, ServerSentEvent
+from .sse import ServerSentEvent, SSEDecoder, SSEError
 
 __all__ = ["Deadline", "Expired", "read_answer", "MAX_ANSWER_SIZE", "ERROR_BODY_LIMIT", "TRANSPORT_ERRORS"]
 
@@ -128,12 +128,12 @@ class Deadline:
 class AnswerState:
     """What has been read of one answer so far: text seen, the end marker, finish reason, usage."""
 
-    __slots__ = ("origin", "done", "deltas", "finish_reason", "usage")
+    __slots__ = ("origin", "done", "delta_count", "finish_reason", "usage")
 
     def __init__(self, origin: Origin) -> None:
         self.origin = origin
         self.done = False
-        self.deltas = 0
+        self.delta_count = 0
         self.finish_reason: str | None = None
         self.usage: dict[str, int] | None = None
 
@@ -147,7 +147,7 @@ class AnswerState:
             text = self._event_text(event.data)
             if text:
                 texts.append(text)
-        self.deltas += len(texts)
+        self.delta_count += len(texts)
         return texts
 
     def whole_text(self, body: bytes) -> str:
@@ -157,12 +157,12 @@ class AnswerState:
         except (ValueError, RecursionError):
             raise errors.not_json(self.origin, body.decode("utf-8", errors="replace")) from None
         text = self._read(payload)
-        self.deltas += bool(text)
+        self.delta_count += bool(text)
         return text
 
     def closing_items(self) -> list[Any]:
         """FinishReason and Usage, after checking that there was an answer at all."""
-        if not self.deltas:
+        if not self.delta_count:
             raise errors.no_text(self.origin, self.done, self.finish_reason)
         items: list[Any] = []
         if self.finish_reason:
@@ -215,8 +215,8 @@ async def read_answer(
         else:
             in_stream = True
             decoder = SSEDecoder()
-            held: list[str] = []  # stream=False: one piece at the end
-            held_size = 0
+            kept: list[str] = []  # stream=False: the texts, given as one at the end
+            kept_size = 0
             read = response.content.read
             while True:
                 ended = not block
@@ -230,10 +230,10 @@ async def read_answer(
                         for text in texts:
                             yield text
                     elif texts:
-                        held_size += sum(map(len, texts))
-                        if held_size > MAX_ANSWER_SIZE:
+                        kept_size += sum(map(len, texts))
+                        if kept_size > MAX_ANSWER_SIZE:
                             raise errors.text_too_long(origin, MAX_ANSWER_SIZE)
-                        held.extend(texts)
+                        kept.extend(texts)
                     deadline.progress()  # after the consumer had the texts: its time is not the upstream's
                 if state.done:
                     await _finish_body(response)
@@ -241,12 +241,12 @@ async def read_answer(
                 if ended:
                     break
                 block = await deadline.wait(read(READ_SIZE))
-            if held:
-                yield "".join(held)
+            if kept:
+                yield "".join(kept)
     except Expired:
-        raise deadline.error(origin, state.deltas if in_stream else None) from None
+        raise deadline.error(origin, state.delta_count if in_stream else None) from None
     except TRANSPORT_ERRORS as error:
-        raise errors.broke_off(origin, error, state.deltas if in_stream else None) from None
+        raise errors.broke_off(origin, error, state.delta_count if in_stream else None) from None
     except SSEError as error:
         raise errors.oversized_event(origin, error) from None
     for item in state.closing_items():

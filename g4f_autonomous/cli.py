@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import sys
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 from .wire import BASE_URL_ENV, ENDPOINTS, MODEL_ALIASES
 

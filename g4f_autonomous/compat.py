@@ -19,9 +19,12 @@ Known layouts of g4f's provider registry (``g4f.Provider``):
 
 from __future__ import annotations
 
+import functools
+import importlib
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import g4f.errors as _errors
 
@@ -95,13 +98,24 @@ def _g4f_error(name: str, base: type[Exception]) -> type[Exception]:
     return type(name, (base,), {"__module__": __name__})
 
 
-ResponseError = _g4f_error("ResponseError", Exception)
-ResponseStatusError = _g4f_error("ResponseStatusError", ResponseError)
-CloudflareError = _g4f_error("CloudflareError", ResponseStatusError)
-RateLimitError = _g4f_error("RateLimitError", ResponseStatusError)
-ModelNotFoundError = _g4f_error("ModelNotFoundError", Exception)
-ProviderNotWorkingError = _g4f_error("ProviderNotWorkingError", Exception)
-TimeoutError = _g4f_error("TimeoutError", Exception)  # noqa: A001 - g4f's name
+if TYPE_CHECKING:  # to a type checker these are g4f's classes; at run time, possibly stand-ins
+    from g4f.errors import (
+        CloudflareError,
+        ModelNotFoundError,
+        ProviderNotWorkingError,
+        RateLimitError,
+        ResponseError,
+        ResponseStatusError,
+        TimeoutError,
+    )
+else:
+    ResponseError = _g4f_error("ResponseError", Exception)
+    ResponseStatusError = _g4f_error("ResponseStatusError", ResponseError)
+    CloudflareError = _g4f_error("CloudflareError", ResponseStatusError)
+    RateLimitError = _g4f_error("RateLimitError", ResponseStatusError)
+    ModelNotFoundError = _g4f_error("ModelNotFoundError", Exception)
+    ProviderNotWorkingError = _g4f_error("ProviderNotWorkingError", Exception)
+    TimeoutError = _g4f_error("TimeoutError", Exception)  # g4f's name
 
 try:
     from g4f.providers.response import FinishReason, JsonConversation, Usage
@@ -111,13 +125,13 @@ except ImportError as _error:  # these only decorate an answer: the text still f
     class _Hidden(str):
         """An empty string to g4f's client: it adds nothing to the answer."""
 
-        def __new__(cls, *args: Any, **kwargs: Any) -> "_Hidden":
+        def __new__(cls, *args: Any, **kwargs: Any) -> _Hidden:
             return str.__new__(cls, "")
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self.thread_id = kwargs.get("thread_id")
 
-    FinishReason = Usage = JsonConversation = _Hidden  # type: ignore[misc,assignment]
+    FinishReason = Usage = JsonConversation = _Hidden
 
 
 # The provider's base classes and the debug log: the same on every supported g4f.
@@ -154,7 +168,7 @@ def registry_layout(module: Any = None) -> str:
 def register_provider(provider: type, module: Any = None) -> str:
     """Put ``provider`` where g4f looks providers up by name; returns the layout found. Idempotent."""
     if module is None:
-        import g4f.Provider as module
+        module = importlib.import_module("g4f.Provider")
     name = provider.__name__
     with _lock:
         try:
@@ -220,8 +234,9 @@ def add_model_routes(module: Any, provider: type, routes: dict[str, str]) -> boo
             providers[name] = model
             if models and public_name not in models:
                 models.append(public_name)
-            if isinstance(getattr(mixin, "models_count", None), dict):
-                mixin.models_count[public_name] = len(providers)
+            counts = getattr(mixin, "models_count", None)
+            if isinstance(counts, dict):
+                counts[public_name] = len(providers)
             if model in getattr(provider, "vision_models", ()) and public_name not in vision:
                 vision.append(public_name)
     return True
@@ -264,8 +279,8 @@ _GUI_VALUES: dict[str, Callable[[type], Any]] = {
     "vision": lambda p: getattr(p, "default_vision_model", None) is not None,
     "nodriver": lambda p: getattr(p, "use_nodriver", False),
     "hf_space": lambda p: getattr(p, "hf_space", False),
-    "active_by_default": lambda p: False if getattr(p, "active_by_default", None) is None else p.active_by_default,
-    "auth": lambda p: p.needs_auth,
+    "active_by_default": lambda p: bool(getattr(p, "active_by_default", False)),
+    "auth": lambda p: getattr(p, "needs_auth", False),
     "login_url": lambda p: getattr(p, "login_url", None),
     "live": lambda p: getattr(p, "live", 0),
     "login": lambda p: hasattr(p, "login"),
@@ -287,7 +302,7 @@ def gui_entry(provider: type, keys: list[str] | None = None) -> dict[str, Any]:
 
 def patch_gui_provider_list(module: Any, provider: type) -> bool:
     """Make g4f's GUI list ``provider``: its Api.get_providers may serve a list cached before the plugin."""
-    api = getattr(module, "Api", None)
+    api: Any = getattr(module, "Api", None)
     raw = vars(api).get("get_providers") if isinstance(api, type) else None
     if not isinstance(raw, staticmethod) or not callable(raw.__func__):
         warn_changed("g4f.gui.server.api.Api.get_providers", "not a static method: the GUI may not list AutonomousAI")
@@ -306,9 +321,7 @@ def patch_gui_provider_list(module: Any, provider: type) -> bool:
         keys = list(entries[0]) if entries else None
         return [*providers, gui_entry(provider, keys)]
 
-    get_providers.__wrapped__ = original
-    get_providers.__name__ = original.__name__
-    get_providers.__doc__ = original.__doc__
-    get_providers._autonomous_ai = True
+    functools.update_wrapper(get_providers, original)
+    get_providers._autonomous_ai = True  # type: ignore[attr-defined]  # our mark: patch once
     api.get_providers = staticmethod(get_providers)
     return True

@@ -17,8 +17,9 @@ as the last event.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .sse import SSEDecoder, SSEError
 
@@ -97,16 +98,19 @@ def _check_event(data: str, index: int, differences: list[Difference]) -> tuple[
         differences.append(Difference("event shape", "a JSON object", f"event {index}: {type(payload).__name__}"))
         return None
     if payload.get("error"):
-        differences.append(Difference("event shape", "no error member", f"event {index}: {json.dumps(payload['error'])[:120]}"))
+        found = f"event {index}: {json.dumps(payload['error'])[:120]}"
+        differences.append(Difference("event shape", "no error member", found))
     choices = payload.get("choices")
     has_text = has_finish = False
     if choices is not None and not (isinstance(choices, list) and all(isinstance(c, dict) for c in choices)):
-        differences.append(Difference("fields", "choices: a list of objects", f"event {index}: {json.dumps(choices)[:80]}"))
+        found = f"event {index}: {json.dumps(choices)[:80]}"
+        differences.append(Difference("fields", "choices: a list of objects", found))
     elif choices:
         choice = choices[0]
         delta = choice.get("delta", choice.get("message"))
         if delta is not None and not isinstance(delta, dict):
-            differences.append(Difference("fields", "choices[0].delta: an object", f"event {index}: {type(delta).__name__}"))
+            found = f"event {index}: {type(delta).__name__}"
+            differences.append(Difference("fields", "choices[0].delta: an object", found))
         elif delta is not None and "content" in delta and delta["content"] is not None \
                 and not isinstance(delta["content"], str):
             differences.append(Difference("fields", "choices[0].delta.content: a string",
@@ -118,7 +122,8 @@ def _check_event(data: str, index: int, differences: list[Difference]) -> tuple[
             differences.append(Difference("finish reason", "a string", f"event {index}: {json.dumps(reason)[:40]}"))
         has_finish = isinstance(reason, str) and bool(reason)
     elif "usage" not in payload and "finish_reason" not in payload:
-        differences.append(Difference("event shape", "choices, usage or finish_reason", f"event {index}: {data[:80]!r}"))
+        found = f"event {index}: {data[:80]!r}"
+        differences.append(Difference("event shape", "choices, usage or finish_reason", found))
     # Older servers sent the finish reason at the top level; the provider reads that too.
     has_finish = has_finish or (isinstance(payload.get("finish_reason"), str) and bool(payload["finish_reason"]))
     usage = payload.get("usage")

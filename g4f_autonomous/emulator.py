@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import functools
 import json
 import time
@@ -114,7 +115,7 @@ class Emulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        bound_port = site._server.sockets[0].getsockname()[1]
+        bound_port = self._runner.addresses[0][1]
         shown_host = f"[{host}]" if ":" in host else host
         self.base_url = f"http://{shown_host}:{bound_port}{BASE_PATH}"
         return self.base_url
@@ -124,7 +125,7 @@ class Emulator:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "Emulator":
+    async def __aenter__(self) -> Emulator:
         await self.start()
         return self
 
@@ -170,7 +171,9 @@ class Emulator:
             return web.json_response(_whole_answer("".join(deltas), messages, len(deltas)))
         return await self._stream(request, fault, deltas, messages)
 
-    async def _stream(self, request: web.Request, fault: Fault, deltas: list[str], messages: list) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, fault: Fault, deltas: list[str], messages: list
+    ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
         await response.prepare(request)
         self.open_streams += 1
@@ -182,7 +185,7 @@ class Emulator:
             else:
                 for index, delta in enumerate(deltas):
                     if fault.drop_after is not None and index == fault.drop_after:
-                        request.transport.close()  # sent data is flushed, then the socket closes
+                        _socket(request).close()  # sent data is flushed, then the socket closes
                         return response
                     if fault.stall_after is not None and index == fault.stall_after:
                         await _sleep_unless_gone(request, fault.stall_seconds)
@@ -214,7 +217,7 @@ class Emulator:
             return web.Response(status=fault.status, headers={"location": fault.location}, text="moved")
         if fault.raw is not None:
             raw = fault.raw if isinstance(fault.raw, bytes) else _fill(fault.raw, body, messages).encode("utf-8")
-            request.transport.write(raw)
+            _socket(request).write(raw)
             await _hold_until_gone(request)
             return web.Response(status=499)  # never sent: the socket is gone
         if not (fault.events is not None or fault.endless_body or fault.gzip_bomb_mib or fault.drip_seconds
@@ -246,7 +249,7 @@ class Emulator:
             else:  # broken_chunk
                 await response.write(_event("first "))
                 await asyncio.sleep(0.05)  # so that the stream has surely started
-                request.transport.write(b"zz\r\nnot a chunk\r\n")
+                _socket(request).write(b"zz\r\nnot a chunk\r\n")
                 await _hold_until_gone(request)
                 return response
             await response.write_eof()
@@ -275,10 +278,7 @@ class Emulator:
         return self.fault
 
     def _deltas(self, agent: str, messages: list, fault: Fault) -> list[str]:
-        if fault.deltas is not None:
-            deltas = ["tok "] * fault.deltas
-        else:
-            deltas = split_deltas(answer_text(agent, messages))
+        deltas = ["tok "] * fault.deltas if fault.deltas is not None else split_deltas(answer_text(agent, messages))
         if fault.huge_event_bytes:
             deltas = ["x" * fault.huge_event_bytes] + deltas
         return deltas
@@ -305,6 +305,13 @@ async def _sleep_unless_gone(request: web.Request, seconds: float) -> None:
         await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
 
 
+def _socket(request: web.Request) -> asyncio.Transport:
+    """The request's connection, to write around aiohttp's framing; gone if the client hung up."""
+    if request.transport is None:
+        raise ConnectionResetError("the client has gone")
+    return request.transport
+
+
 def _fill(template: str, body: dict[str, Any], messages: list) -> str:
     """Echo the request, as servers do in errors: "{text}" the last user text, "{messages}" the field as sent."""
     return template.replace("{text}", last_user_text(messages)[0]).replace("{messages}", body["messages"])
@@ -312,10 +319,8 @@ def _fill(template: str, body: dict[str, Any], messages: list) -> str:
 
 async def _hold_until_gone(request: web.Request) -> None:
     """Keep a connection open (at most HOLD_LIMIT seconds) until the client hangs up."""
-    try:
+    with contextlib.suppress(ConnectionResetError):
         await _sleep_unless_gone(request, HOLD_LIMIT)
-    except ConnectionResetError:
-        pass
     if request.transport is not None:
         request.transport.close()
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
 
@@ -92,7 +93,9 @@ def total_timeout(origin: Origin, seconds: float) -> G4FTimeoutError:
 
 # --- answers that are not one -----------------------------------------------------
 
-def http_status(origin: Origin, status: int, content_type: str, body: str, location: str | None = None) -> ResponseError:
+def http_status(
+    origin: Origin, status: int, content_type: str, body: str, location: str | None = None
+) -> ResponseError:
     """An error status, a redirect, a web page or anything else where an answer should be."""
     where = f"HTTP {status} from {origin.endpoint}"
     if looks_like_html(content_type, body) and is_cloudflare_challenge(body):
@@ -138,8 +141,9 @@ def oversized_event(origin: Origin, error: Exception) -> ResponseError:
 
 def no_text(origin: Origin, done: bool, finish_reason: str | None) -> ResponseError:
     """An answer without any text: an empty success would stop g4f's fallback lists."""
+    ending = "[DONE]" if done else "its end"
     reason = f" (finish reason {finish_reason!r})" if finish_reason else ""
-    return ResponseError(f"{origin.endpoint}: answer reached {'[DONE]' if done else 'its end'} without any text{reason}")
+    return ResponseError(f"{origin.endpoint}: answer reached {ending} without any text{reason}")
 
 
 def json_too_large(origin: Origin, limit: int) -> ResponseError:
@@ -148,7 +152,8 @@ def json_too_large(origin: Origin, limit: int) -> ResponseError:
 
 def text_too_long(origin: Origin, limit: int) -> ResponseError:
     return ResponseError(
-        f"{origin.endpoint}: answer is longer than {limit} characters, the most held for stream=False; stream it instead"
+        f"{origin.endpoint}: answer is longer than {limit} characters, "
+        "the most held for stream=False; stream it instead"
     )
 
 

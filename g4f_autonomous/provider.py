@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import aiohttp
 
@@ -16,7 +17,12 @@ from . import errors, wire
 from . import session as pool
 from .answer import TRANSPORT_ERRORS, Deadline, Expired, read_answer
 from .compat import (
-    AsyncGeneratorProvider, JsonConversation, ModelNotFoundError, ProviderModelMixin, ProviderNotWorkingError, debug,
+    AsyncGeneratorProvider,
+    JsonConversation,
+    ModelNotFoundError,
+    ProviderModelMixin,
+    ProviderNotWorkingError,
+    debug,
 )
 from .request import Request, build_request
 
@@ -56,7 +62,9 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
         if model in cls.models:  # the common case: an exact upstream name
             return model
         if model is not None and not isinstance(model, str):
-            raise ModelNotFoundError(f"AutonomousAI: model must be a string such as 'llama', got {type(model).__name__}")
+            raise ModelNotFoundError(
+                f"AutonomousAI: model must be a string such as 'llama', got {type(model).__name__}"
+            )
         known = not model or model == "auto" or model in (cls.model_aliases or {})
         resolved = super().get_model(model, **kwargs) if known else None
         if resolved not in cls.models:

@@ -52,7 +52,7 @@ _OTHER_SPACES = (
     "\u2028\u2029\u202f\u205f\u3000"
 )
 _BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
-_BASE64_RUN = re.compile("[A-Za-z0-9+/=]{%d}" % QUOTE_RUN)
+_BASE64_RUN = re.compile(f"[A-Za-z0-9+/=]{{{QUOTE_RUN}}}")
 _HIDDEN_RUN = re.compile(rb"\x01+")
 
 # Which windows of the text a kind of source can hide. A JSON form only
@@ -163,9 +163,9 @@ def _json_inner(text: str, ensure_ascii: bool) -> str:
     return json.dumps(text, ensure_ascii=ensure_ascii)[1:-1]
 
 
-def _mark_shared(text: str, source: tuple[str, str], hidden: bytearray) -> None:
+def _mark_shared(text: str, source_and_kind: tuple[str, str], hidden: bytearray) -> None:
     """Set ``hidden`` over every run of QUOTE_RUN or more characters of ``text`` found in the source."""
-    source, kind = source
+    source, kind = source_and_kind
     wanted = _WANTED[kind]
     last_window = len(text) - QUOTE_RUN
     # More places than this for one piece cost more than searching its windows.

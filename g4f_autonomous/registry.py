@@ -17,8 +17,6 @@ from . import compat, wire
 from .provider import AutonomousAI
 
 NAME = AutonomousAI.__name__
-# Public model name -> upstream model, as g4f's model router should see them.
-MODEL_ROUTES: dict[str, str] = dict(wire.MODEL_ALIASES)
 
 
 def register() -> type[AutonomousAI]:
@@ -40,7 +38,7 @@ def _add_model_routes(module: Any) -> None:
     from g4f's own alias "llama" → "llama-3.3-70b" and every provider behind
     it. The upstream names stay reachable as "AutonomousAI:<name>".
     """
-    compat.add_model_routes(module, AutonomousAI, MODEL_ROUTES)
+    compat.add_model_routes(module, AutonomousAI, wire.MODEL_ALIASES)
 
 
 def gui_entry(keys: list[str] | None = None) -> dict[str, Any]:

@@ -22,7 +22,8 @@ import os
 import socket
 import threading
 import weakref
-from typing import Any, AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Any
 
 import aiohttp
 
@@ -83,7 +84,7 @@ class _Entry:
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
-        self.keeper: AsyncIterator[None] | None = None
+        self.keeper: AsyncGenerator[None, None] | None = None
         self.fresh: aiohttp.ClientSession | None = None
         self.pid = os.getpid()
 
@@ -99,12 +100,12 @@ class _Entry:
             await self.fresh.close()
 
 
-_pool: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Entry]" = weakref.WeakKeyDictionary()
-_watched: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()  # loops whose close is wrapped
+_pool: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Entry] = weakref.WeakKeyDictionary()
+_watched: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()  # loops whose close is wrapped
 _inherited: list[_Entry] = []  # in a forked child: the parent's entries, never used, never closed
 
 
-async def _close_with_loop(loop: asyncio.AbstractEventLoop, entry: _Entry) -> AsyncIterator[None]:
+async def _close_with_loop(loop: asyncio.AbstractEventLoop, entry: _Entry) -> AsyncGenerator[None, None]:
     try:
         yield
     finally:

@@ -227,9 +227,8 @@ class SSEDecoder:
         elif field == "id":
             if "\0" not in value:
                 self._last_id = value
-        elif field == "retry":
-            if value.isascii() and value.isdigit():
-                self._retry = int(value)
+        elif field == "retry" and value.isascii() and value.isdigit():
+            self._retry = int(value)
         # Any other field is ignored, as the standard says.
 
     def _drop_event(self) -> None:

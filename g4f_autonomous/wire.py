@@ -11,10 +11,10 @@ import base64
 import json
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
-
 
 DEFAULT_BASE_URL = "https://chatgpt.autonomous.ai/api/v1/ai"
 BASE_URL_ENV = "G4F_AUTONOMOUS_BASE_URL"
@@ -64,13 +64,17 @@ def check_messages(messages: Any) -> list[dict[str, Any]]:
     Raises ValueError naming the first problem, before any network I/O.
     """
     if not isinstance(messages, list):
-        raise ValueError(f"messages must be a list of {{'role': ..., 'content': ...}} dicts, got {type(messages).__name__}")
+        raise ValueError(
+            f"messages must be a list of {{'role': ..., 'content': ...}} dicts, got {type(messages).__name__}"
+        )
     if not messages:
         raise ValueError("messages is empty: send at least one {'role': 'user', 'content': '...'} message")
     checked = []
     for index, message in enumerate(messages):
         if not isinstance(message, Mapping):
-            raise ValueError(f"messages[{index}] must be a dict with 'role' and 'content', got {type(message).__name__}")
+            raise ValueError(
+                f"messages[{index}] must be a dict with 'role' and 'content', got {type(message).__name__}"
+            )
         role = message.get("role")
         if not isinstance(role, str) or not role:
             raise ValueError(f"messages[{index}] has no 'role': use 'system', 'user' or 'assistant'")
@@ -202,7 +206,8 @@ def build_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         raise ValueError(f"headers must be a dict of strings, got {type(extra).__name__}")
     for name, value in extra.items():
         if not isinstance(name, str) or not isinstance(value, str):
-            raise ValueError(f"headers: names and values must be strings, got {type(name).__name__}: {type(value).__name__}")
+            kinds = f"{type(name).__name__}: {type(value).__name__}"
+            raise ValueError(f"headers: names and values must be strings, got {kinds}")
         if _CONTROL.search(name) or _CONTROL.search(value.replace("\t", " ")):
             raise ValueError(f"headers: {name.strip()[:40]!r} contains CR, LF or another control character")
         key = name.strip().lower()
@@ -266,7 +271,7 @@ def _checked_http_url(value: Any, source: str, secret: bool = False) -> str:
         raise ValueError(f"{expected}; it has '{scheme}'{shown}")
     try:
         parts = urlsplit(value)
-        parts.port  # raises on a port that is not a number
+        _ = parts.port  # raises on a port that is not a number
     except ValueError:
         raise ValueError(f"{expected} with a valid host and port{shown}") from None
     if not parts.hostname:
