@@ -29,6 +29,7 @@ DEFAULT_MAX_EVENT_SIZE = 32 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 # Byte values: `int in bytes` is a plain memchr, `bytes in bytes` costs more.
 _LF, _CR, _COLON = 10, 13, 58
+_DROPPED_LINE = b"-"  # stands for a line being dropped: not blank, its bytes not kept
 
 
 class SSEError(ValueError):
@@ -84,12 +85,12 @@ class SSEDecoder:
 
     def __init__(self, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         self.max_event_size = max_event_size
-        self._partial = bytearray()  # the unfinished last line
+        self._partial = bytearray()  # the unfinished last line (_DROPPED_LINE while one is dropped)
         self._at_start = True  # a byte order mark may still come
+        self._bom_head = b""  # the start of the input while it could still be a split byte order mark
         self._cr_pending = False  # last chunk ended in CR: a leading LF next is part of it
-        # Bytes of the current event's finished lines: 0 between events, over
-        # the limit while an oversized event is being dropped.
-        self._size = 0
+        self._size = 0  # bytes of the current event's finished lines: 0 between events
+        self._dropping = False  # the current event is over max_event_size: skipped up to its blank line
         self._data: list[str] = []
         self._event = ""
         self._last_id = ""
@@ -113,6 +114,9 @@ class SSEDecoder:
     def close(self) -> list[ServerSentEvent]:
         """End of input: finish a last line and event that had no terminator."""
         events: list[ServerSentEvent] = []
+        if self._bom_head:  # input too short to be a byte order mark: it was text
+            self._partial += self._bom_head
+            self._bom_head = b""
         if self._partial:
             line = bytes(self._partial)
             self._partial.clear()
@@ -126,12 +130,12 @@ class SSEDecoder:
     def _normalize(self, chunk: bytes) -> bytes:
         """Strip a byte order mark at the start and turn CRLF and CR into LF."""
         if self._at_start and chunk:
-            head = bytes(self._partial) + chunk
+            head = self._bom_head + chunk
             if len(head) < len(_BOM) and _BOM.startswith(head):
-                self._partial[:] = head  # could still be a split byte order mark
+                self._bom_head = head  # could still be a split byte order mark
                 return b""
             self._at_start = False
-            self._partial.clear()
+            self._bom_head = b""
             chunk = head[len(_BOM) :] if head.startswith(_BOM) else head
         if self._cr_pending and chunk:
             self._cr_pending = False
@@ -156,7 +160,7 @@ class SSEDecoder:
             self._line(line, events)
             start = end + 1
         # Line by line until the event in progress, if any, is finished.
-        while self._size:
+        while self._size or self._dropping:
             end = chunk.find(b"\n", start)
             if end < 0:
                 self._hold(chunk[start:])
@@ -196,16 +200,18 @@ class SSEDecoder:
         """Keep the start of an unfinished line, unless its event grows too big."""
         if not piece:
             return
-        if self._size + len(self._partial) + len(piece) <= self.max_event_size:
+        if not self._dropping and self._size + len(self._partial) + len(piece) <= self.max_event_size:
             self._partial += piece
             return
         self._drop_event()
-        # A dropped line's bytes are not needed, only that it is not blank.
-        self._partial[:] = b"-"
+        # A dropped line's bytes are not needed, only that a line (not a blank one) is open.
+        self._partial[:] = _DROPPED_LINE
 
     def _line(self, line: bytes, events: list[ServerSentEvent]) -> None:
         if not line:
             self._dispatch(events)
+            return
+        if self._dropping:
             return
         size = self._size + len(line)
         if size > self.max_event_size:
@@ -232,14 +238,15 @@ class SSEDecoder:
         # Any other field is ignored, as the standard says.
 
     def _drop_event(self) -> None:
-        if self._size <= self.max_event_size:
+        if not self._dropping:
             self._dropped += 1
-        self._size = self.max_event_size + 1  # stays over until the blank line
+            self._dropping = True
         self._data.clear()
         self._event = ""
 
     def _dispatch(self, events: list[ServerSentEvent]) -> None:
         self._size = 0
+        self._dropping = False
         if self._data:
             events.append(ServerSentEvent("\n".join(self._data), self._event or "message", self._last_id, self._retry))
             self._data = []
