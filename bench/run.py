@@ -261,7 +261,7 @@ def _progress(message: str) -> None:
 
 
 def offline_env(root: Path) -> dict[str, str]:
-    """Environment that keeps g4f off the network (DESIGN.md 5): the tests' own recipe."""
+    """Environment that keeps g4f off the network: the tests' own recipe (see tests/offline.py)."""
     env = _tests_offline_env(root)
     env.pop("G4F_AUTONOMOUS_BASE_URL", None)
     return env

@@ -253,7 +253,7 @@ class Emulator:
                 await _hold_until_gone(request)
                 return response
             await response.write_eof()
-        except ConnectionResetError:
+        except ConnectionError:  # reset, or lost while a write waited to drain
             self.disconnects += 1
         finally:
             self.open_streams -= 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ from .wire import is_cloudflare_challenge, looks_like_html, redact_url
 
 # How much of an upstream text a message may quote.
 BODY_EXCERPT = 200
+# C0 and C1 controls and DEL: an upstream's text must not drive the terminal that shows a log.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def excerpt(text: str) -> str:
@@ -46,7 +49,9 @@ class Origin:
     redact: Callable[[str], str] = _keep
 
     def quote(self, text: str) -> str:
-        return self.redact(excerpt(text))
+        # Control characters (NUL, ESC of a terminal escape sequence) go after the
+        # redaction, so that they cannot break up a run of the user's text to hide it.
+        return _CONTROL.sub("\ufffd", self.redact(excerpt(text)))
 
 
 def cause(error: BaseException) -> str:
