@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
+import atexit
 import os
+import shutil
 import tempfile
-import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -13,9 +13,18 @@ import pytest
 
 from offline import prepare_offline_dirs
 
-# Before anything imports g4f: its caches live in a temp dir holding the
-# providers list it would otherwise download.
+# Before anything imports g4f: its caches (and HOME) live in a temp dir holding
+# the providers list it would otherwise download.
 _OFFLINE_ROOT = Path(tempfile.mkdtemp(prefix="g4f-autonomous-tests-"))
+
+
+def _remove_offline_root(owner: int = os.getpid()) -> None:
+    """At exit, after g4f's own exit handlers (registered later, so run earlier); not in a forked child."""
+    if os.getpid() == owner:
+        shutil.rmtree(_OFFLINE_ROOT, ignore_errors=True)
+
+
+atexit.register(_remove_offline_root)
 os.environ.update(prepare_offline_dirs(_OFFLINE_ROOT))
 os.environ.pop("G4F_AUTONOMOUS_BASE_URL", None)
 os.environ.pop("G4F_AUTONOMOUS_WORKING", None)
@@ -24,7 +33,8 @@ import g4f.debug  # noqa: E402
 
 g4f.debug.version_check = False
 
-from g4f_autonomous.emulator import Emulator, Fault  # noqa: E402
+from g4f_autonomous.emulator import Emulator  # noqa: E402
+from helpers import EmulatorThread  # noqa: E402
 
 
 @pytest.fixture
@@ -36,34 +46,6 @@ async def emulator() -> Emulator:
         yield server
     finally:
         await server.stop()
-
-
-class EmulatorThread:
-    """The emulator in a loop of its own, for sync callers (g4f's sync client, Flask)."""
-
-    def __init__(self) -> None:
-        self.emulator = Emulator()
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def start(self) -> str:
-        self._thread.start()
-        return asyncio.run_coroutine_threadsafe(self.emulator.start(), self.loop).result(10)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.emulator.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
-
-    @property
-    def base_url(self) -> str:
-        return self.emulator.base_url
-
-    def reset(self) -> None:
-        self.emulator.fault = Fault()
-        self.emulator.next_faults.clear()
-        self.emulator.requests.clear()
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,9 @@ from g4f.errors import ModelNotFoundError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from g4f_autonomous import AutonomousAI
 from g4f_autonomous.emulator import BASE_PATH, Emulator
 from g4f_autonomous.wire import ENDPOINTS
+from helpers import ask
 
 
 class CountingEmulator:
@@ -55,10 +55,6 @@ async def server():
         yield counting
     finally:
         await counting.stop()
-
-
-async def ask(model: Any, messages: Any, **kwargs: Any) -> list:
-    return [item async for item in AutonomousAI.create_async_generator(model, messages, **kwargs)]
 
 
 GOOD_MESSAGES = [{"role": "user", "content": "hi"}]

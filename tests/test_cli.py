@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -16,6 +15,7 @@ from g4f_autonomous.emulator import Fault
 from offline import offline_env
 
 from forward_proxy import ForwardProxy
+from helpers import closed_port_url
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_PROMPT = "Hello from g4f-autonomous! Stream this answer back to me, please."
@@ -31,14 +31,6 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def run_cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "g4f_autonomous", *args], cwd=ROOT, env=env, input=stdin,
                           capture_output=True, text=True, timeout=60)
-
-
-def closed_port_url() -> str:
-    """A loopback URL nothing listens on: a port the OS just handed out and took back."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api/v1/ai"
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, status: int, text: str) -> None:

@@ -16,6 +16,7 @@ from g4f.client import Client
 
 from g4f_autonomous import AutonomousAI
 from g4f_autonomous import session as pool
+from helpers import ask
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -80,14 +81,10 @@ async def late_end_server(request):
         await server.stop()
 
 
-async def ask(base_url: str) -> list:
-    return [item async for item in AutonomousAI.create_async_generator("llama", MESSAGES, base_url=base_url)]
-
-
 @pytest.mark.parametrize("late_end_server", [0.005], indirect=True)
 async def test_connection_is_reused_when_the_body_ends_just_after_done(late_end_server):
     for _ in range(3):
-        items = await asyncio.wait_for(ask(late_end_server.base_url), 30)
+        items = await asyncio.wait_for(ask("llama", MESSAGES, base_url=late_end_server.base_url), 30)
         assert items[0] == "hello"
     assert len(late_end_server.ports) == 3
     assert len(set(late_end_server.ports)) == 1
@@ -95,7 +92,7 @@ async def test_connection_is_reused_when_the_body_ends_just_after_done(late_end_
 
 @pytest.mark.parametrize("late_end_server", [None], indirect=True)
 async def test_answer_returns_after_done_while_the_server_keeps_the_body_open(late_end_server):
-    items = await asyncio.wait_for(ask(late_end_server.base_url), 30)
+    items = await asyncio.wait_for(ask("llama", MESSAGES, base_url=late_end_server.base_url), 30)
     assert items[0] == "hello"
     assert [type(item).__name__ for item in items] == ["str", "FinishReason"]
     assert items[1].reason == "stop"

@@ -1,10 +1,9 @@
-"""Every upstream fault gives the g4f error DESIGN.md 3 names, a message naming
+"""Every upstream fault gives its own type of g4f error, a message naming
 status, endpoint and cause, and leaves no stream open behind it."""
 
 from __future__ import annotations
 
 import json
-import socket
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from g4f.errors import TimeoutError as G4FTimeoutError
 
 from g4f_autonomous import AutonomousAI
 from g4f_autonomous.emulator import PLAIN_HTML_PAGE, Emulator, Fault
+from helpers import ask, closed_port_url, text_of
 from polling import until
 
 MESSAGES = [{"role": "user", "content": "tell me a story"}]
@@ -21,19 +21,11 @@ ANSWER = "llama heard: tell me a story"
 pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")
 
 
-async def ask(base_url: str, messages: list = MESSAGES, **kwargs: Any) -> list:
-    return [item async for item in AutonomousAI.create_async_generator("llama", messages, base_url=base_url, **kwargs)]
-
-
-def text_of(items: list) -> str:
-    return "".join(item for item in items if isinstance(item, str))
-
-
 async def expect_failure(emulator: Emulator, fault: Fault, error_type: type, **kwargs: Any) -> str:
     """Ask with this fault; the error must be exactly ``error_type``, and no stream stay open."""
     emulator.fault = fault
     with pytest.raises(error_type) as caught:
-        await ask(emulator.base_url, **kwargs)
+        await ask("llama", MESSAGES, base_url=emulator.base_url, **kwargs)
     assert type(caught.value) is error_type
     assert await until(lambda: emulator.open_streams == 0)
     return str(caught.value)
@@ -68,17 +60,10 @@ async def test_cloudflare_challenge_raises_cloudflare_error(emulator, status):
     assert message.startswith(f"HTTP {status} from {chat_url(emulator)}: Cloudflare challenge page")
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def test_connection_refused_raises_response_error_naming_endpoint():
-    port = closed_port()
-    base_url = f"http://127.0.0.1:{port}/api/v1/ai"
+    base_url = closed_port_url()
     with pytest.raises(ResponseError) as caught:
-        await ask(base_url, timeout=10)
+        await ask("llama", MESSAGES, base_url=base_url, timeout=10)
     assert type(caught.value) is ResponseError
     assert str(caught.value) == f"cannot reach {base_url}/chat: ClientConnectorError: Connection refused"
 
@@ -88,7 +73,7 @@ async def test_unresolvable_host_fails_fast_with_dns_error():
     # so this cannot hang offline.
     base_url = "http://upstream.g4f-autonomous.invalid/api/v1/ai"
     with pytest.raises(ResponseError) as caught:
-        await ask(base_url, timeout=10)
+        await ask("llama", MESSAGES, base_url=base_url, timeout=10)
     assert type(caught.value) is ResponseError
     assert str(caught.value).startswith(f"cannot reach {base_url}/chat: ClientConnectorDNSError: Name or service not known")
 
@@ -121,7 +106,7 @@ async def test_malformed_event_lines_between_good_ones_are_skipped_and_logged(em
     monkeypatch.setattr("g4f.debug.logging", True)
     monkeypatch.setattr("g4f.debug.log_handler", lambda *text, file=None: logged.append(" ".join(map(str, text))))
     emulator.fault = Fault(malformed_every=1)
-    assert text_of(await ask(emulator.base_url)) == ANSWER
+    assert text_of(await ask("llama", MESSAGES, base_url=emulator.base_url)) == ANSWER
     skipped = [line for line in logged if "skipped a malformed event" in line]
     assert len(skipped) == len(ANSWER.split())  # one after every delta
     assert emulator.open_streams == 0
@@ -129,7 +114,7 @@ async def test_malformed_event_lines_between_good_ones_are_skipped_and_logged(em
 
 async def test_one_mebibyte_event_arrives_whole(emulator):
     emulator.fault = Fault(huge_event_bytes=2**20)
-    items = await ask(emulator.base_url, join_deltas=False)
+    items = await ask("llama", MESSAGES, base_url=emulator.base_url, join_deltas=False)
     assert items[0] == "x" * 2**20
     assert text_of(items) == "x" * 2**20 + ANSWER
     assert emulator.open_streams == 0
@@ -168,6 +153,6 @@ async def test_recovers_after_fault_on_same_pooled_session(emulator):
     emulator.next_faults.extend([Fault(drop_after=1), Fault(status=502)])
     for error_type in (ResponseError, ResponseStatusError):
         with pytest.raises(error_type):
-            await ask(emulator.base_url)
-    assert text_of(await ask(emulator.base_url)) == ANSWER
+            await ask("llama", MESSAGES, base_url=emulator.base_url)
+    assert text_of(await ask("llama", MESSAGES, base_url=emulator.base_url)) == ANSWER
     assert emulator.open_streams == 0

@@ -17,8 +17,8 @@ from typing import Iterator
 import httpx
 import pytest
 
-from conftest import EmulatorThread
 from g4f_autonomous import AutonomousAI
+from helpers import EmulatorThread
 
 PING = [{"role": "user", "content": "ping pong"}]
 
@@ -86,14 +86,18 @@ def test_api_get_providers_includes_it_once(gui):
     assert len(autonomous_entries(Api.get_providers())) == 1
 
 
-def test_provider_list_patch_wraps_once(gui):
-    from g4f.gui.server.api import Api
+def test_registering_again_keeps_one_entry_in_the_provider_list(http):
+    import g4f.gui.server.api
 
-    from g4f_autonomous import register
+    from g4f_autonomous import compat, register
 
-    register()
-    assert Api.get_providers._autonomous_ai is True
-    assert not getattr(Api.get_providers.__wrapped__, "_autonomous_ai", False)
+    for _ in range(3):
+        register()
+        # What registration does each time g4f's GUI module is (re)imported.
+        assert compat.patch_gui_provider_list(g4f.gui.server.api, AutonomousAI) is True
+    [entry] = autonomous_entries(http.get("/backend-api/v2/providers").json())
+    assert entry["label"] == "Autonomous AI"
+    assert len(autonomous_entries(g4f.gui.server.api.Api.get_providers())) == 1
 
 
 def test_provider_list_hides_it_when_not_working(http, monkeypatch):

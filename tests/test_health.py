@@ -7,21 +7,12 @@ test_gui.py; here are the probe's verdicts and the command line.
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from aiohttp import web
 
 from g4f_autonomous import AutonomousAI, cli
 from g4f_autonomous.emulator import CLOUDFLARE_PAGE
-
-
-def closed_port_url() -> str:
-    """A loopback URL nobody listens on (the port was free a moment ago)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api/v1/ai"
+from helpers import closed_port_url
 
 
 @pytest.fixture

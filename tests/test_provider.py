@@ -7,7 +7,6 @@ import json
 import re
 import struct
 import zlib
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -16,13 +15,13 @@ import g4f.debug
 from g4f.client import AsyncClient, Client
 from g4f.errors import ModelNotFoundError
 from g4f.errors import TimeoutError as G4FTimeoutError
-from g4f.providers.base_provider import AsyncGeneratorProvider, ProviderModelMixin
 from g4f.providers.response import FinishReason, JsonConversation, Usage
 
 from g4f_autonomous import AutonomousAI
 from g4f_autonomous.emulator import Fault
 
 from forward_proxy import ForwardProxy
+from helpers import ask, texts
 
 HELLO = [{"role": "user", "content": "hello there"}]
 MODELS = ["llama", "qwen_coder", "hermes", "vision", "summary"]
@@ -35,14 +34,6 @@ ALIASES = {
 }
 PATHS = {"llama": "/chat", "qwen_coder": "/chat", "hermes": "/chat-hermes", "vision": "/chat-vision", "summary": "/summary"}
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-
-
-async def collect(model: str, messages: Any = HELLO, **kwargs: Any) -> list[Any]:
-    return [item async for item in AutonomousAI.create_async_generator(model, messages, **kwargs)]
-
-
-def texts(items: list[Any]) -> list[str]:
-    return [item for item in items if isinstance(item, str)]
 
 
 def decoded_messages(body: dict) -> list:
@@ -77,9 +68,15 @@ async def start_app(app: web.Application) -> tuple[web.AppRunner, str]:
 
 # --- declaration ---------------------------------------------------------------
 
-def test_provider_is_a_g4f_async_generator_provider_with_models():
-    assert issubclass(AutonomousAI, AsyncGeneratorProvider)
-    assert issubclass(AutonomousAI, ProviderModelMixin)
+def test_g4fs_own_chat_completion_drives_it_whole_and_streamed(threaded_emulator):
+    # What being one of g4f's provider classes gives a user: g4f's entry points take it as their own.
+    def create(**kwargs):
+        return g4f.ChatCompletion.create(model="hermes-3", provider=AutonomousAI, messages=HELLO,
+                                         base_url=threaded_emulator.base_url, **kwargs)
+
+    assert create() == "hermes heard: hello there"
+    assert "".join(texts(list(create(stream=True)))) == "hermes heard: hello there"
+    assert AutonomousAI.get_models() == MODELS
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -106,7 +103,7 @@ def test_provider_declares_g4f_attribute(name, expected):
 @pytest.mark.parametrize("model", MODELS + list(ALIASES))
 async def test_model_reaches_its_endpoint_with_its_agent(emulator, model):
     agent = ALIASES.get(model, model)
-    items = await collect(model, base_url=emulator.base_url)
+    items = await ask(model, HELLO, base_url=emulator.base_url)
     assert "".join(texts(items)) == f"{agent} heard: hello there"
     [request] = emulator.requests
     assert request.path == "/api/v1/ai" + PATHS[agent]
@@ -115,24 +112,25 @@ async def test_model_reaches_its_endpoint_with_its_agent(emulator, model):
 
 @pytest.mark.parametrize("model", ["", None, "auto"])
 async def test_empty_model_uses_the_default(emulator, model):
-    items = await collect(model, base_url=emulator.base_url)
+    items = await ask(model, HELLO, base_url=emulator.base_url)
     assert "".join(texts(items)) == "llama heard: hello there"
     assert emulator.requests[0].body["aiAgent"] == "llama"
 
 
-async def test_alias_is_resolved_by_g4fs_get_model(emulator, g4f_log):
-    await collect("hermes-3", base_url=emulator.base_url)
-    assert "AutonomousAI: Using model 'hermes' for alias 'hermes-3'" in g4f_log
+@pytest.mark.parametrize("name, model", [*ALIASES.items(), *((model, model) for model in MODELS)])
+def test_g4fs_get_model_resolves_each_name_to_its_upstream_model(name, model):
+    # g4f asks the provider which model a name stands for (its clients, GUI and API server).
+    assert AutonomousAI.get_model(name) == model
 
 
 async def test_model_is_checked_before_the_messages(emulator):
     with pytest.raises(ModelNotFoundError):
-        await collect("gpt-4o", messages="not a list", base_url=emulator.base_url)
+        await ask("gpt-4o", messages="not a list", base_url=emulator.base_url)
 
 
 async def test_unknown_model_names_the_valid_models_and_aliases_and_sends_nothing(emulator):
     with pytest.raises(ModelNotFoundError) as caught:
-        await collect("gpt-4o", base_url=emulator.base_url)
+        await ask("gpt-4o", HELLO, base_url=emulator.base_url)
     message = str(caught.value)
     assert "'gpt-4o'" in message
     for name in MODELS + list(ALIASES):
@@ -143,7 +141,7 @@ async def test_unknown_model_names_the_valid_models_and_aliases_and_sends_nothin
 # --- the request -----------------------------------------------------------------
 
 async def test_request_carries_browser_headers(emulator):
-    await collect("llama", base_url=emulator.base_url)
+    await ask("llama", HELLO, base_url=emulator.base_url)
     headers = {name.lower(): value for name, value in emulator.requests[0].headers.items()}
     assert headers["accept"] == "*/*"
     assert headers["content-type"] == "application/json"
@@ -156,7 +154,7 @@ async def test_request_carries_browser_headers(emulator):
 
 
 async def test_request_body_has_exactly_the_upstream_keys(emulator):
-    await collect("hermes", base_url=emulator.base_url, stream=True)
+    await ask("hermes", HELLO, base_url=emulator.base_url, stream=True)
     body = emulator.requests[0].body
     assert sorted(body) == ["aiAgent", "messages", "stream", "threadId"]
     assert (body["aiAgent"], body["stream"]) == ("hermes", True)
@@ -165,21 +163,21 @@ async def test_request_body_has_exactly_the_upstream_keys(emulator):
 
 async def test_request_messages_keep_only_role_and_content(emulator):
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi", "id": "x1"}]
-    await collect("llama", messages, base_url=emulator.base_url)
+    await ask("llama", messages, base_url=emulator.base_url)
     assert decoded_messages(emulator.requests[0].body) == [
         {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
 
 
 async def test_any_unicode_survives_the_base64_messages(emulator):
     text = "naïve 你好 مرحبا שלום 👩‍👩‍👧🚀 tab\tbell\x07"
-    items = await collect("llama", [{"role": "user", "content": text}], base_url=emulator.base_url)
+    items = await ask("llama", [{"role": "user", "content": text}], base_url=emulator.base_url)
     assert emulator.requests[0].messages == [{"role": "user", "content": text}]
     assert "".join(texts(items)) == f"llama heard: {text}"
 
 
 async def test_each_conversation_gets_a_fresh_uuid_thread_id(emulator):
-    await collect("llama", base_url=emulator.base_url)
-    await collect("llama", base_url=emulator.base_url)
+    await ask("llama", HELLO, base_url=emulator.base_url)
+    await ask("llama", HELLO, base_url=emulator.base_url)
     first, second = (request.body["threadId"] for request in emulator.requests)
     assert UUID.match(first) and UUID.match(second)
     assert first != second
@@ -188,18 +186,18 @@ async def test_each_conversation_gets_a_fresh_uuid_thread_id(emulator):
 @pytest.mark.parametrize("conversation", [JsonConversation(thread_id="thread-42"), {"thread_id": "thread-42"}],
                          ids=["JsonConversation", "dict"])
 async def test_conversation_thread_id_is_reused(emulator, conversation):
-    await collect("llama", base_url=emulator.base_url, conversation=conversation)
+    await ask("llama", HELLO, base_url=emulator.base_url, conversation=conversation)
     assert emulator.requests[0].body["threadId"] == "thread-42"
 
 
 async def test_return_conversation_yields_the_thread_id_used(emulator):
-    items = await collect("llama", base_url=emulator.base_url, return_conversation=True)
+    items = await ask("llama", HELLO, base_url=emulator.base_url, return_conversation=True)
     assert isinstance(items[-1], JsonConversation)
     assert items[-1].thread_id == emulator.requests[0].body["threadId"]
 
 
 async def test_unknown_keyword_arguments_are_accepted(emulator):
-    items = await collect("llama", base_url=emulator.base_url, api_key=None, temperature=0.2, web_search=False)
+    items = await ask("llama", HELLO, base_url=emulator.base_url, api_key=None, temperature=0.2, web_search=False)
     assert "".join(texts(items)) == "llama heard: hello there"
 
 
@@ -207,14 +205,14 @@ async def test_unknown_keyword_arguments_are_accepted(emulator):
 
 async def test_base_url_env_is_used_without_an_argument(emulator, monkeypatch):
     monkeypatch.setenv("G4F_AUTONOMOUS_BASE_URL", emulator.base_url)
-    items = await collect("summary")
+    items = await ask("summary", HELLO)
     assert "".join(texts(items)) == "summary heard: hello there"
     assert emulator.requests[0].path == "/api/v1/ai/summary"
 
 
 async def test_base_url_argument_beats_the_env(emulator, monkeypatch):
     monkeypatch.setenv("G4F_AUTONOMOUS_BASE_URL", "http://127.0.0.1:9/nothing-here")
-    items = await collect("llama", base_url=emulator.base_url)
+    items = await ask("llama", HELLO, base_url=emulator.base_url)
     assert "".join(texts(items)) == "llama heard: hello there"
 
 
@@ -222,7 +220,7 @@ async def test_proxy_carries_the_request(emulator):
     proxy = ForwardProxy()
     await proxy.start()
     try:
-        items = await collect("hermes", base_url=emulator.base_url, proxy=proxy.url)
+        items = await ask("hermes", HELLO, base_url=emulator.base_url, proxy=proxy.url)
     finally:
         await proxy.stop()
     assert "".join(texts(items)) == "hermes heard: hello there"
@@ -233,13 +231,13 @@ async def test_proxy_carries_the_request(emulator):
 async def test_timeout_without_an_answer_raises_g4f_timeout_error(emulator):
     emulator.fault = Fault(first_byte_delay=1.0)
     with pytest.raises(G4FTimeoutError):
-        await collect("llama", base_url=emulator.base_url, timeout=0.2)
+        await ask("llama", HELLO, base_url=emulator.base_url, timeout=0.2)
 
 
 # --- the answer ----------------------------------------------------------------------
 
 async def test_stream_yields_each_delta_then_finish_reason_then_usage(emulator):
-    items = await collect("llama", [{"role": "user", "content": "one two three"}], base_url=emulator.base_url,
+    items = await ask("llama", [{"role": "user", "content": "one two three"}], base_url=emulator.base_url,
                           join_deltas=False)
     assert items[:5] == ["llama ", "heard: ", "one ", "two ", "three"]
     assert len(items) == 7
@@ -250,19 +248,19 @@ async def test_stream_yields_each_delta_then_finish_reason_then_usage(emulator):
 
 async def test_stream_reads_a_top_level_finish_reason(emulator):
     emulator.fault = Fault(legacy_finish=True)
-    items = await collect("llama", base_url=emulator.base_url)
+    items = await ask("llama", HELLO, base_url=emulator.base_url)
     reasons = [item.reason for item in items if isinstance(item, FinishReason)]
     assert reasons == ["stop"]
 
 
 async def test_stream_of_one_byte_chunks_gives_the_same_deltas(emulator):
     emulator.fault = Fault(chunk_size=1)
-    items = await collect("llama", base_url=emulator.base_url, join_deltas=False)
+    items = await ask("llama", HELLO, base_url=emulator.base_url, join_deltas=False)
     assert texts(items) == ["llama ", "heard: ", "hello ", "there"]
 
 
 async def test_stream_false_json_answer_is_one_whole_text(emulator):
-    items = await collect("hermes", base_url=emulator.base_url, stream=False)
+    items = await ask("hermes", HELLO, base_url=emulator.base_url, stream=False)
     assert emulator.requests[0].body["stream"] is False
     assert texts(items) == ["hermes heard: hello there"]
     assert isinstance(items[1], FinishReason) and items[1].reason == "stop"
@@ -288,7 +286,7 @@ async def test_stream_false_answered_as_an_event_stream_is_one_whole_text():
     app.router.add_post("/api/chat", stream_anyway)
     runner, root = await start_app(app)
     try:
-        items = await collect("llama", base_url=root + "/api", stream=False)
+        items = await ask("llama", HELLO, base_url=root + "/api", stream=False)
     finally:
         await runner.cleanup()
     assert seen[0]["stream"] is False
@@ -326,7 +324,7 @@ async def test_media_becomes_an_image_url_part_of_the_last_user_message(emulator
     png = tiny_png()
     messages = [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "ok"},
                 {"role": "user", "content": "describe"}]
-    items = await collect("vision", messages, base_url=emulator.base_url, media=[(png, "a.png")])
+    items = await ask("vision", messages, base_url=emulator.base_url, media=[(png, "a.png")])
     assert emulator.requests[0].messages == [
         {"role": "user", "content": "earlier"}, {"role": "assistant", "content": "ok"},
         {"role": "user", "content": [
@@ -339,7 +337,7 @@ async def test_media_becomes_an_image_url_part_of_the_last_user_message(emulator
 
 async def test_media_with_a_non_vision_model_switches_to_vision(emulator, g4f_log):
     media = [(tiny_png(), "a.png"), (tiny_png(), "b.png")]
-    items = await collect("hermes-3", [{"role": "user", "content": "compare"}], base_url=emulator.base_url, media=media)
+    items = await ask("hermes-3", [{"role": "user", "content": "compare"}], base_url=emulator.base_url, media=media)
     assert "".join(texts(items)) == "vision heard: compare [2 images]"
     request = emulator.requests[0]
     assert (request.path, request.body["aiAgent"]) == ("/api/v1/ai/chat-vision", "vision")
@@ -361,6 +359,6 @@ async def test_media_with_a_non_vision_model_switches_to_vision(emulator, g4f_lo
 ], ids=["str", "dict", "empty", "no-role", "empty-role", "not-a-dict", "int-content", "no-content", "bad-part"])
 async def test_bad_messages_raise_value_error_before_any_request(emulator, messages, expected):
     with pytest.raises(ValueError, match=expected):
-        await collect("llama", messages, base_url=emulator.base_url)
+        await ask("llama", messages, base_url=emulator.base_url)
     assert emulator.requests == []
 

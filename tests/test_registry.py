@@ -8,7 +8,6 @@ and the ``working`` flag. The GUI and the API server have files of their own.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -24,8 +23,8 @@ from g4f.providers.retry_provider import IterListProvider, ProviderCircuitBreake
 import g4f.Provider
 from g4f_autonomous import AutonomousAI, register
 from g4f_autonomous.emulator import Fault
-from g4f_autonomous.registry import MODEL_ROUTES
 from g4f_autonomous.wire import MODEL_ALIASES
+from helpers import ask, closed_port_url, texts
 from offline import offline_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,15 +68,9 @@ def failures(monkeypatch) -> list:
     return seen
 
 
-def closed_port_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api/v1/ai"
-
-
 async def collect(provider, model: str = "llama-3.3-70b", **kwargs) -> list[str]:
-    return [item async for item in provider.create_async_generator(model, PING, **kwargs) if isinstance(item, str)]
+    """The text one of g4f's retry lists (not AutonomousAI alone) answers to PING with."""
+    return texts(await ask(model, PING, provider=provider, **kwargs))
 
 
 # --- g4f's provider loader -----------------------------------------------------
@@ -180,8 +173,28 @@ async def test_retry_provider_resolves_string_entry(emulator, monkeypatch):
 # --- g4f's model routing (no provider given) -----------------------------------
 
 
-def test_routes_cover_exactly_the_public_aliases():
-    assert MODEL_ROUTES == MODEL_ALIASES
+# The model names a user gives g4f without a provider → the upstream model and its endpoint.
+PUBLIC_MODELS = {
+    "llama-3.3-70b": ("llama", "/api/v1/ai/chat"),
+    "qwen-2.5-coder-32b": ("qwen_coder", "/api/v1/ai/chat"),
+    "hermes-3": ("hermes", "/api/v1/ai/chat-hermes"),
+    "llama-3.2-90b": ("vision", "/api/v1/ai/chat-vision"),
+    "llama-3.2-70b": ("summary", "/api/v1/ai/summary"),
+}
+
+
+@pytest.mark.parametrize("name", list(PUBLIC_MODELS))
+def test_model_routing_sends_each_public_name_to_its_upstream_model(emulator_env, name):
+    from g4f.client import Client
+    from g4f.providers.any_provider import AnyModelProviderMixin
+
+    upstream, path = PUBLIC_MODELS[name]
+    # g4f's other providers for a shared name would need the network: a user may leave them out too.
+    others = [provider for provider in AnyModelProviderMixin.model_map[name] if provider != "AutonomousAI"]
+    answer = Client().chat.completions.create(model=name, messages=PING, ignored=others)
+    assert answer.choices[0].message.content == f"{upstream} heard: ping pong"
+    assert answer.provider == "AutonomousAI"
+    assert [(r.path, r.body["aiAgent"]) for r in emulator_env.emulator.requests] == [(path, upstream)]
 
 
 def test_public_aliases_are_in_g4f_model_map():

@@ -13,14 +13,15 @@ import subprocess
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 from aiohttp import web
 from g4f.errors import ResponseError, ResponseStatusError
 
-from g4f_autonomous import AutonomousAI, wire
+from g4f_autonomous import wire
 from g4f_autonomous.emulator import BASE_PATH, Emulator, Fault
+from helpers import ask, closed_port
 from offline import offline_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,10 +41,6 @@ def g4f_log(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def with_secret() -> list[dict[str, str]]:
     return [{"role": "system", "content": "be brief"},
             {"role": "user", "content": f"please remember this: {SECRET}. Thanks!"}]
-
-
-async def ask(messages: list, **kwargs: Any) -> list:
-    return [item async for item in AutonomousAI.create_async_generator("llama", messages, **kwargs)]
 
 
 def everything_shown(error: BaseException, log: list[str]) -> str:
@@ -70,7 +67,7 @@ ECHOING_ERRORS = {
 async def test_error_response_echoing_the_message_does_not_reveal_it(emulator, g4f_log, case):
     emulator.fault = ECHOING_ERRORS[case]
     with pytest.raises(ResponseStatusError) as caught:
-        await ask(with_secret(), base_url=emulator.base_url)
+        await ask("llama", with_secret(), base_url=emulator.base_url)
     status = ECHOING_ERRORS[case].status
     assert str(caught.value).startswith(f"HTTP {status} from {emulator.base_url}/chat: ")
     assert "[redacted]" in str(caught.value)
@@ -80,7 +77,7 @@ async def test_error_response_echoing_the_message_does_not_reveal_it(emulator, g
 async def test_error_event_in_stream_echoing_the_message_does_not_reveal_it(emulator, g4f_log):
     emulator.fault = Fault(stream_error=f"content filter hit on: {SECRET}")
     with pytest.raises(ResponseError) as caught:
-        await ask(with_secret(), base_url=emulator.base_url)
+        await ask("llama", with_secret(), base_url=emulator.base_url)
     assert str(caught.value).startswith(f"{emulator.base_url}/chat reported an error: content filter hit on")
     assert str(caught.value).endswith("[redacted]")
     assert_not_quoted(SECRET, everything_shown(caught.value, g4f_log))
@@ -91,7 +88,7 @@ async def test_malformed_event_quoting_the_message_is_skipped_without_logging_it
             f"data: {{broken echo of {SECRET}\n\n"
             "data: [DONE]\n\n")
     emulator.fault = Fault(body=body, content_type="text/event-stream")
-    assert await ask(with_secret(), base_url=emulator.base_url) == ["noted"]
+    assert await ask("llama", with_secret(), base_url=emulator.base_url) == ["noted"]
     assert any("skipped a malformed event" in line for line in g4f_log)
     assert_not_quoted(SECRET, "\n".join(g4f_log))
 
@@ -99,7 +96,7 @@ async def test_malformed_event_quoting_the_message_is_skipped_without_logging_it
 async def test_garbage_answer_quoting_the_message_does_not_reveal_it(emulator, g4f_log):
     emulator.fault = Fault(body=f"you said {SECRET}", content_type="text/plain")
     with pytest.raises(ResponseError) as caught:
-        await ask(with_secret(), base_url=emulator.base_url)
+        await ask("llama", with_secret(), base_url=emulator.base_url)
     assert str(caught.value).startswith(f"{emulator.base_url}/chat: answer is neither an event stream nor JSON: ")
     assert_not_quoted(SECRET, everything_shown(caught.value, g4f_log))
 
@@ -112,7 +109,7 @@ async def test_garbage_answer_quoting_the_message_does_not_reveal_it(emulator, g
 async def test_broken_framing_echoing_the_message_does_not_reveal_it(emulator, g4f_log, raw):
     emulator.fault = Fault(raw=raw)
     with pytest.raises(ResponseError) as caught:
-        await ask(with_secret(), base_url=emulator.base_url, timeout=2)
+        await ask("llama", with_secret(), base_url=emulator.base_url, timeout=2)
     assert f"{emulator.base_url}/chat" in str(caught.value)
     assert caught.value.__cause__ is None  # aiohttp's error quotes the line: it is not chained
     assert_not_quoted(SECRET, everything_shown(caught.value, g4f_log))
@@ -122,7 +119,7 @@ async def test_error_quoting_the_base64_messages_field_does_not_reveal_it(emulat
     body = json.dumps({"error": {"message": "invalid field messages: {messages}"}})
     emulator.fault = Fault(status=400, body=body)
     with pytest.raises(ResponseStatusError) as caught:
-        await ask(with_secret(), base_url=emulator.base_url)
+        await ask("llama", with_secret(), base_url=emulator.base_url)
     shown = everything_shown(caught.value, g4f_log)
     field = wire.encode_messages(wire.check_messages(with_secret()))
     assert_not_quoted(field, shown)
@@ -134,12 +131,12 @@ async def test_redaction_leaves_the_providers_own_wording_alone(emulator):
     url = f"{emulator.base_url}/chat"
     emulator.fault = Fault(status=429, body="Too many requests", content_type="text/plain")
     with pytest.raises(ResponseError) as caught:
-        await ask([{"role": "user", "content": f"what is at {url} today?"}], base_url=emulator.base_url)
+        await ask("llama", [{"role": "user", "content": f"what is at {url} today?"}], base_url=emulator.base_url)
     assert str(caught.value) == f"HTTP 429 from {url}: Too many requests"
 
 
 async def test_successful_answer_with_the_message_logs_none_of_it(emulator, g4f_log):
-    items = await ask(with_secret(), base_url=emulator.base_url)
+    items = await ask("llama", with_secret(), base_url=emulator.base_url)
     assert "".join(item for item in items if isinstance(item, str)) == f"llama heard: please remember this: {SECRET}. Thanks!"
     assert_not_quoted(SECRET, "\n".join(g4f_log))
 
@@ -154,22 +151,16 @@ async def test_successful_answer_with_the_message_logs_none_of_it(emulator, g4f_
 ])
 async def test_malformed_proxy_with_password_is_refused_without_showing_it(emulator, g4f_log, proxy):
     with pytest.raises(ValueError) as caught:
-        await ask(with_secret(), base_url=emulator.base_url, proxy=proxy)
+        await ask("llama", with_secret(), base_url=emulator.base_url, proxy=proxy)
     assert str(caught.value).startswith("proxy must be an http:// or https:// URL")
     assert_not_quoted(PASSWORD, everything_shown(caught.value, g4f_log))
     assert emulator.requests == []
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def test_proxy_refusing_connections_gives_error_without_password(emulator, g4f_log):
     proxy = f"http://alice:{PASSWORD}@127.0.0.1:{closed_port()}"
     with pytest.raises(ResponseError) as caught:
-        await ask(with_secret(), base_url=emulator.base_url, proxy=proxy, timeout=10)
+        await ask("llama", with_secret(), base_url=emulator.base_url, proxy=proxy, timeout=10)
     assert str(caught.value) == f"cannot reach {emulator.base_url}/chat: ClientProxyConnectionError: Connection refused"
     assert_not_quoted(PASSWORD, everything_shown(caught.value, g4f_log))
 
@@ -228,7 +219,7 @@ async def test_proxy_answering_407_gives_error_without_password(refusing_proxy, 
     proxy, port = refusing_proxy
     base_url = f"{scheme}://127.0.0.1:{closed_port()}{BASE_PATH}"
     with pytest.raises(ResponseError) as caught:
-        await ask(with_secret(), base_url=base_url, proxy=f"http://alice:{PASSWORD}@127.0.0.1:{port}", timeout=10)
+        await ask("llama", with_secret(), base_url=base_url, proxy=f"http://alice:{PASSWORD}@127.0.0.1:{port}", timeout=10)
     assert "407" in str(caught.value) and f"{base_url}/chat" in str(caught.value)
     assert proxy_credentials(proxy.requests[0]) == f"alice:{PASSWORD}"  # still sent, to the proxy only
     assert_not_quoted(PASSWORD, everything_shown(caught.value, g4f_log))
@@ -262,7 +253,7 @@ async def test_https_upstream_with_self_signed_certificate_is_refused(self_signe
         await site.start()
         base_url = f"https://127.0.0.1:{runner.addresses[0][1]}{BASE_PATH}"
         with pytest.raises(ResponseError) as caught:
-            await ask(with_secret(), base_url=base_url, timeout=10)
+            await ask("llama", with_secret(), base_url=base_url, timeout=10)
     finally:
         await runner.cleanup()
     message = str(caught.value)
@@ -280,14 +271,14 @@ async def test_https_upstream_with_self_signed_certificate_is_refused(self_signe
 ])
 async def test_crlf_in_headers_argument_is_refused(emulator, headers, name):
     with pytest.raises(ValueError) as caught:
-        await ask(with_secret(), base_url=emulator.base_url, headers=headers)
+        await ask("llama", with_secret(), base_url=emulator.base_url, headers=headers)
     assert str(caught.value) == f"headers: {name.strip()!r} contains CR, LF or another control character"
     assert emulator.requests == []
 
 
 async def test_crlf_in_base_url_argument_is_refused(emulator):
     with pytest.raises(ValueError) as caught:
-        await ask(with_secret(), base_url=emulator.base_url + "\r\nx-injected: yes")
+        await ask("llama", with_secret(), base_url=emulator.base_url + "\r\nx-injected: yes")
     assert str(caught.value).startswith("base_url must be an http:// or https:// URL without spaces or control characters")
     assert emulator.requests == []
 
@@ -295,7 +286,7 @@ async def test_crlf_in_base_url_argument_is_refused(emulator):
 async def test_crlf_in_base_url_env_is_refused(emulator, monkeypatch):
     monkeypatch.setenv("G4F_AUTONOMOUS_BASE_URL", emulator.base_url + "\nx-injected:yes")
     with pytest.raises(ValueError) as caught:
-        await ask(with_secret())
+        await ask("llama", with_secret())
     assert str(caught.value).startswith(
         "G4F_AUTONOMOUS_BASE_URL must be an http:// or https:// URL without spaces or control characters")
     assert emulator.requests == []
@@ -303,7 +294,7 @@ async def test_crlf_in_base_url_env_is_refused(emulator, monkeypatch):
 
 async def test_crlf_in_proxy_is_refused(emulator):
     with pytest.raises(ValueError) as caught:
-        await ask(with_secret(), base_url=emulator.base_url, proxy="http://127.0.0.1:3128\r\nx-injected: yes")
+        await ask("llama", with_secret(), base_url=emulator.base_url, proxy="http://127.0.0.1:3128\r\nx-injected: yes")
     assert str(caught.value) == "proxy must be an http:// or https:// URL without spaces or control characters"
     assert emulator.requests == []
 

@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from g4f_autonomous import AutonomousAI, wire
+from g4f_autonomous import wire
 from g4f_autonomous import session as pool
 from g4f_autonomous.emulator import Emulator
+from helpers import ask, text_of
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 BODY = wire.build_body("llama", wire.encode_messages(MESSAGES), "thread-1", True)
@@ -24,11 +25,6 @@ HEADERS = wire.build_headers()
 TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=30)
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts sockets through /proc")
-
-
-async def ask(base_url: str) -> str:
-    parts = [item async for item in AutonomousAI.create_async_generator("llama", MESSAGES, base_url=base_url)]
-    return "".join(part for part in parts if isinstance(part, str))
 
 
 def port_of(base_url: str) -> int:
@@ -77,7 +73,8 @@ def test_loops_closed_by_hand_leave_no_socket_open(threaded_emulator):
     before = sockets_to(port)  # the emulator is shared with other tests
     for _ in range(20):
         loop = asyncio.new_event_loop()
-        assert loop.run_until_complete(ask(threaded_emulator.base_url)) == "llama heard: hi"
+        items = loop.run_until_complete(ask("llama", MESSAGES, base_url=threaded_emulator.base_url))
+        assert text_of(items) == "llama heard: hi"
         loop.close()  # no shutdown_asyncgens(): the loop's close must close the session
     gc.collect()
     assert sockets_to(port) == before
@@ -102,7 +99,7 @@ async def test_loop_closed_by_hand_inside_another_running_loop_closes_its_sessio
 @linux_only
 def test_asyncio_run_still_closes_the_session_at_shutdown(threaded_emulator):
     async def call() -> aiohttp.ClientSession:
-        assert await ask(threaded_emulator.base_url) == "llama heard: hi"
+        assert text_of(await ask("llama", MESSAGES, base_url=threaded_emulator.base_url)) == "llama heard: hi"
         return await pool.pooled_session()
 
     before = sockets_to(port_of(threaded_emulator.base_url))

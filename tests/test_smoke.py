@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -25,16 +24,10 @@ from g4f.providers.retry_provider import IterListProvider
 import g4f.Provider
 from g4f_autonomous import AutonomousAI, compat
 from g4f_autonomous.emulator import answer_text
+from helpers import closed_port_url
 from offline import offline_env
 
 HELLO = [{"role": "user", "content": "hello smoke"}]
-
-
-def closed_port_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api/v1/ai"
 
 
 class Backup(AsyncGeneratorProvider):

@@ -11,10 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from g4f.errors import ResponseError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from g4f_autonomous.emulator import Fault
 from g4f_autonomous.sse import DEFAULT_MAX_EVENT_SIZE, SSEDecoder, SSEError, ServerSentEvent
+from helpers import ask
+from polling import until
 
 BOM = b"\xef\xbb\xbf"
 
@@ -323,8 +327,15 @@ def test_limit_counts_all_lines_of_the_event():
         decode(b"event: abcdefgh\ndata: 123456\n\n", max_event_size=16)
 
 
-def test_sse_error_is_a_value_error():
-    assert issubclass(SSEError, ValueError)
+async def test_event_over_the_limit_reaches_a_provider_caller_as_a_g4f_error_naming_it(emulator):
+    # What the decoder's error becomes for a user of the provider: a g4f error naming endpoint and limit.
+    emulator.fault = Fault(huge_event_bytes=DEFAULT_MAX_EVENT_SIZE)  # its "data: " line is over the limit
+    with pytest.raises(ResponseError) as caught:
+        await ask("llama", [{"role": "user", "content": "hi"}], base_url=emulator.base_url)
+    assert type(caught.value) is ResponseError
+    assert str(caught.value) == (f"{emulator.base_url}/chat: event-stream: dropped an event larger than "
+                                 f"max_event_size={DEFAULT_MAX_EVENT_SIZE} bytes")
+    assert await until(lambda: emulator.open_streams == 0)
 
 
 def test_sse_error_carries_the_good_events_of_its_chunk_and_drops_only_the_big_one():

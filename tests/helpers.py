@@ -1,0 +1,72 @@
+"""Helpers the test modules share: a port nobody listens on, one call collected, the emulator in a thread.
+
+Plain functions, no fixtures (those are in conftest.py). Import this module
+only from tests, after conftest.py has set g4f's offline folders. It uses
+nothing newer than what conftest.py uses, so the smoke suite, which CI runs
+alone on old g4f releases, may import it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from typing import Any
+
+from g4f_autonomous import AutonomousAI
+from g4f_autonomous.emulator import Emulator, Fault
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: one the OS just handed out and took back."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def closed_port_url() -> str:
+    """The service's base URL on a :func:`closed_port`: connecting to it is refused."""
+    return f"http://127.0.0.1:{closed_port()}/api/v1/ai"
+
+
+async def ask(model: Any, messages: Any, *, provider: Any = AutonomousAI, **kwargs: Any) -> list[Any]:
+    """Every item ``provider.create_async_generator(model, messages, **kwargs)`` yields, in order."""
+    return [item async for item in provider.create_async_generator(model, messages, **kwargs)]
+
+
+def texts(items: list[Any]) -> list[str]:
+    """The text chunks among the items of an answer (without FinishReason, Usage, ...)."""
+    return [item for item in items if isinstance(item, str)]
+
+
+def text_of(items: list[Any]) -> str:
+    """The answer's text, as a user reads it."""
+    return "".join(texts(items))
+
+
+class EmulatorThread:
+    """The emulator in a loop of its own, for sync callers (g4f's sync client, Flask)."""
+
+    def __init__(self) -> None:
+        self.emulator = Emulator()
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> str:
+        self._thread.start()
+        return asyncio.run_coroutine_threadsafe(self.emulator.start(), self.loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.emulator.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+    @property
+    def base_url(self) -> str:
+        return self.emulator.base_url
+
+    def reset(self) -> None:
+        self.emulator.fault = Fault()
+        self.emulator.next_faults.clear()
+        self.emulator.requests.clear()
