@@ -221,9 +221,12 @@ async def read_answer(
             while True:
                 ended = not block
                 events = decoder.close() if ended else decoder.feed(block)
-                block = b""  # a waiting stream need not keep its last block alive
+                # Nothing of this read may stay alive while the next one waits: with
+                # hundreds of open streams, a kept block and its events add up.
+                block = b""
                 if events:
                     texts = state.texts(events)
+                    events = []
                     if stream and join and len(texts) > 1:
                         yield "".join(texts)
                     elif stream:
@@ -234,6 +237,7 @@ async def read_answer(
                         if kept_size > MAX_ANSWER_SIZE:
                             raise errors.text_too_long(origin, MAX_ANSWER_SIZE)
                         kept.extend(texts)
+                    texts = []
                     deadline.progress()  # after the consumer had the texts: its time is not the upstream's
                 if state.done:
                     await _finish_body(response)
