@@ -13,6 +13,7 @@ from typing import Any
 
 from g4f_autonomous import AutonomousAI
 from g4f_autonomous.emulator import Fault, answer_text
+from helpers import ask, text_of
 from offline import offline_env
 from polling import until
 
@@ -24,8 +25,7 @@ def user(text: str) -> list[dict[str, str]]:
 
 
 async def answer(base_url: str, text: str, **kwargs: Any) -> str:
-    parts = [item async for item in AutonomousAI.create_async_generator("llama", user(text), base_url=base_url, **kwargs)]
-    return "".join(part for part in parts if isinstance(part, str))
+    return text_of(await ask("llama", user(text), base_url=base_url, **kwargs))
 
 
 def open_fds() -> int:
@@ -56,11 +56,15 @@ async def test_2000_sequential_requests_keep_fds_and_memory_flat(emulator):
 
     await run(100, 0)  # warm-up: pool, caches, lazy imports
     gc.collect()
-    fds, rss = open_fds(), rss_bytes()
+    fds, rss, objects = open_fds(), rss_bytes(), len(gc.get_objects())
     await run(2000, 100)
     gc.collect()
-    assert open_fds() - fds < 20
-    assert rss_bytes() - rss < 50 * 2**20
+    # A leak of one descriptor, or one object, per call would show 2,000 of them.
+    assert open_fds() - fds <= 2  # measured: 0
+    # The event loop keeps cancelled timers (and their contexts) until it purges
+    # them in bulk: a few hundred at most, however many calls (measured: 80).
+    assert len(gc.get_objects()) - objects < 500
+    assert rss_bytes() - rss < 4 * 2**20  # measured: 0 to 0.3 MiB
     assert emulator.open_streams == 0
 
 
