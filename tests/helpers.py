@@ -18,7 +18,7 @@ from g4f_autonomous.emulator import Emulator, Fault
 
 
 def closed_port() -> int:
-    """A loopback port nothing listens on: one the OS just handed out and took back."""
+    """A loopback port nothing listens on (free for a server to bind): one the OS just handed out and took back."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from g4f_autonomous.emulator import Fault
+from helpers import closed_port_url
 
 PING = [{"role": "user", "content": "ping pong"}]
 
@@ -136,9 +137,7 @@ def test_health_route_reports_emulator_reachable(http, emulator_env):
 
 
 def test_health_route_reports_closed_port_unreachable(http, monkeypatch):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = "http://127.0.0.1:%d/api/v1/ai" % probe.getsockname()[1]
+    closed = closed_port_url()
     monkeypatch.setenv("G4F_AUTONOMOUS_BASE_URL", closed)
     health = http.get("/api/AutonomousAI/health").json()
     assert (health["ok"], health["status"], health["url"]) == (False, 0, closed)

@@ -9,7 +9,6 @@ must turn it all off. Interpreter start-up must stay free of g4f and aiohttp.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 import g4f_autonomous_autoload as autoload
+from helpers import closed_port
 from offline import offline_env
 from processes import stop_process
 
@@ -40,12 +40,6 @@ def subprocess_env(root: Path, **extra: str) -> dict[str, str]:
 def run_python(root: Path, args: list[str], **extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=root, env=subprocess_env(root, **extra),
                           capture_output=True, text=True, timeout=120)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_and_query(root: Path, command: list[str], port: int, path: str, **extra: str) -> list[dict]:
@@ -71,7 +65,7 @@ def start_and_query(root: Path, command: list[str], port: int, path: str, **extr
 
 
 def g4f_api(root: Path, **extra: str) -> list[dict]:
-    port = free_port()
+    port = closed_port()
     command = ["api", "--bind", f"127.0.0.1:{port}", "--no-gui", "--ignore-cookie-files",
                "--disable-pa-auto-download", "--no-access-log"]
     return start_and_query(root, command, port, "/v1/providers", **extra)
@@ -179,7 +173,7 @@ def test_g4f_api_command_with_autoload_zero_does_not(tmp_path):
 
 
 def test_g4f_gui_command_offers_it(tmp_path):
-    port = free_port()
+    port = closed_port()
     command = ["gui", "--host", "127.0.0.1", "--port", str(port), "--ignore-cookie-files"]
     providers = start_and_query(tmp_path, command, port, "/backend-api/v2/providers")
     [entry] = [p for p in providers if p["name"] == "AutonomousAI"]

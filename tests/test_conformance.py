@@ -16,6 +16,7 @@ import pytest
 from g4f_autonomous import cli
 from g4f_autonomous.conformance import check_answer
 from g4f_autonomous.emulator import Fault
+from helpers import closed_port_url
 from g4f_autonomous.probe import endpoint_models
 from offline import offline_env
 
@@ -121,12 +122,7 @@ def test_check_deep_names_each_difference_on_every_endpoint(capsys, threaded_emu
 
 
 def test_check_deep_reports_an_unreachable_service(capsys):
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    code, out = run_check(capsys, f"http://127.0.0.1:{port}/api/v1/ai")
+    code, out = run_check(capsys, closed_port_url())
     assert code == 1
     assert out.count("status: expected an HTTP answer, found ClientConnectorError") == len(endpoint_models())
 
@@ -155,12 +151,7 @@ def test_live_tests_fail_naming_the_difference(tmp_path, threaded_emulator):
 
 
 def test_live_tests_skip_when_the_service_cannot_be_reached(tmp_path):
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    done = run_live(tmp_path, f"http://127.0.0.1:{port}/api/v1/ai")
+    done = run_live(tmp_path, closed_port_url())
     assert done.returncode == 0, done.stdout
     assert f"{len(endpoint_models())} skipped" in done.stdout
 

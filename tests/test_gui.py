@@ -34,7 +34,9 @@ class GuiServer:
         self.providers_json_before = self._snapshot()
         self._server = make_server("127.0.0.1", 0, get_gui_app(), threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # shutdown() waits for the serve loop's next poll: 0.05 s, not the default 0.5 s
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
         self._thread.start()
 
     def _snapshot(self) -> tuple[int, bytes]:

@@ -276,7 +276,7 @@ async def test_iter_list_falls_over_on_timeout(emulator, monkeypatch, backup, fa
     monkeypatch.setenv("G4F_AUTONOMOUS_BASE_URL", emulator.base_url)
     emulator.fault = Fault(first_byte_delay=30)  # the emulator notices the hang-up and stops waiting
     provider = IterListProvider(["AutonomousAI", backup], shuffle=False)
-    assert await collect(provider, timeout=1.0) == ["backup heard: ping pong"]
+    assert await collect(provider, timeout=0.5) == ["backup heard: ping pong"]
     assert [type(error) for error in failures] == [G4FTimeoutError]
 
 
@@ -324,7 +324,7 @@ async def test_stall_after_content_started_surfaces_as_timeout(emulator, monkeyp
     provider = IterListProvider(["AutonomousAI", backup], shuffle=False)
     received = []
     with pytest.raises(G4FTimeoutError, match="stalled"):
-        async for item in provider.create_async_generator("llama-3.3-70b", PING, timeout=1.0):
+        async for item in provider.create_async_generator("llama-3.3-70b", PING, timeout=0.5):
             if isinstance(item, str):
                 received.append(item)
     assert received == ["llama "]
