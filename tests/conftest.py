@@ -6,11 +6,10 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from offline import prepare_offline_dirs
 
 # Before anything imports g4f: its caches (and HOME) live in a temp dir holding
@@ -33,8 +32,9 @@ import g4f.debug  # noqa: E402
 
 g4f.debug.version_check = False
 
-from g4f_autonomous.emulator import Emulator  # noqa: E402
 from helpers import EmulatorThread  # noqa: E402
+
+from g4f_autonomous.emulator import Emulator  # noqa: E402
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ import json
 import socket
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
+from helpers import closed_port_url
 
 from g4f_autonomous.emulator import Fault
-from helpers import closed_port_url
 
 PING = [{"role": "user", "content": "ping pong"}]
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-import g4f_autonomous_autoload as autoload
 from helpers import closed_port
 from offline import offline_env
 from processes import stop_process
+
+import g4f_autonomous_autoload as autoload
 
 PTH_LINE = "import g4f_autonomous_autoload; g4f_autonomous_autoload.arm()"
 

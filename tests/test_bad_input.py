@@ -12,12 +12,12 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 from g4f.errors import ModelNotFoundError
+from helpers import ask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from g4f_autonomous.emulator import BASE_PATH, Emulator
 from g4f_autonomous.wire import ENDPOINTS
-from helpers import ask
 
 
 class CountingEmulator:

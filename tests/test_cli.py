@@ -10,12 +10,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from g4f_autonomous.emulator import Fault
-from offline import offline_env
-
 from forward_proxy import ForwardProxy
 from helpers import closed_port_url
+from offline import offline_env
+
+from g4f_autonomous.emulator import Fault
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_PROMPT = "Hello from g4f-autonomous! Stream this answer back to me, please."

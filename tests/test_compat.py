@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 from g4f.client import Client
+from offline import offline_env
 
 import g4f_autonomous_autoload
 from g4f_autonomous import AutonomousAI, compat, register
 from g4f_autonomous.emulator import answer_text
-from offline import offline_env
 
 REPO = Path(__file__).resolve().parent.parent
 HELLO = [{"role": "user", "content": "hello compat"}]

@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import closed_port_url
+from offline import offline_env
 
 from g4f_autonomous import cli
 from g4f_autonomous.conformance import check_answer
 from g4f_autonomous.emulator import Fault
-from helpers import closed_port_url
 from g4f_autonomous.probe import endpoint_models
-from offline import offline_env
 
 REPO = Path(__file__).resolve().parent.parent
 SSE = {"Content-Type": "text/event-stream"}

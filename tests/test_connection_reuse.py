@@ -13,10 +13,10 @@ import json
 import pytest
 from aiohttp import web
 from g4f.client import Client
+from helpers import ask
 
 from g4f_autonomous import AutonomousAI
 from g4f_autonomous import session as pool
-from helpers import ask
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from g4f.errors import CloudflareError, RateLimitError, ResponseError, ResponseStatusError
 from g4f.errors import TimeoutError as G4FTimeoutError
+from helpers import ask, closed_port_url, text_of
+from polling import until
 
 from g4f_autonomous import AutonomousAI
 from g4f_autonomous.emulator import PLAIN_HTML_PAGE, Emulator, Fault
-from helpers import ask, closed_port_url, text_of
-from polling import until
 
 MESSAGES = [{"role": "user", "content": "tell me a story"}]
 ANSWER = "llama heard: tell me a story"

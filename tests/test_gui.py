@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
+from helpers import EmulatorThread
 
 from g4f_autonomous import AutonomousAI
-from helpers import EmulatorThread
 
 PING = [{"role": "user", "content": "ping pong"}]
 

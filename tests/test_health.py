@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 from aiohttp import web
+from helpers import closed_port_url
 
 from g4f_autonomous import AutonomousAI, cli
 from g4f_autonomous.emulator import CLOUDFLARE_PAGE
-from helpers import closed_port_url
 
 
 @pytest.fixture

@@ -12,15 +12,15 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 from g4f.errors import G4FError, RateLimitError, ResponseError, ResponseStatusError
 from g4f.errors import TimeoutError as G4FTimeoutError
 from g4f.providers.response import FinishReason, Usage
+from polling import until
 
 from g4f_autonomous import AutonomousAI, answer
 from g4f_autonomous.emulator import Emulator, Fault
-import helpers
-from polling import until
 
 REPO = Path(__file__).resolve().parent.parent
 MESSAGES = [{"role": "user", "content": "tell me a story"}]

@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from g4f_autonomous import AutonomousAI
-from g4f_autonomous.emulator import Fault, answer_text
 from helpers import ask, text_of
 from offline import offline_env
 from polling import until
+
+from g4f_autonomous import AutonomousAI
+from g4f_autonomous.emulator import Fault, answer_text
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,20 +8,18 @@ import re
 import struct
 import zlib
 
+import g4f.debug
 import pytest
 from aiohttp import web
-
-import g4f.debug
+from forward_proxy import ForwardProxy
 from g4f.client import AsyncClient, Client
 from g4f.errors import ModelNotFoundError
 from g4f.errors import TimeoutError as G4FTimeoutError
 from g4f.providers.response import FinishReason, JsonConversation, Usage
+from helpers import ask, texts
 
 from g4f_autonomous import AutonomousAI
 from g4f_autonomous.emulator import Fault
-
-from forward_proxy import ForwardProxy
-from helpers import ask, texts
 
 HELLO = [{"role": "user", "content": "hello there"}]
 MODELS = ["llama", "qwen_coder", "hermes", "vision", "summary"]

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from offline import offline_env
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -6,7 +6,8 @@ import base64
 import json
 import sys
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from g4f_autonomous import wire
 from g4f_autonomous.redact import QUOTE_RUN, REDACTED, Redactor, collapse, message_texts

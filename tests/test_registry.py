@@ -14,18 +14,18 @@ import textwrap
 import threading
 from pathlib import Path
 
+import g4f.Provider
 import pytest
 from g4f.errors import CloudflareError, ProviderNotWorkingError, RateLimitError, ResponseError, ResponseStatusError
 from g4f.errors import TimeoutError as G4FTimeoutError
 from g4f.providers.base_provider import AsyncGeneratorProvider
 from g4f.providers.retry_provider import IterListProvider, ProviderCircuitBreaker, RetryProvider
+from helpers import ask, closed_port_url, texts
+from offline import offline_env
 
-import g4f.Provider
 from g4f_autonomous import AutonomousAI, register
 from g4f_autonomous.emulator import Fault
 from g4f_autonomous.wire import MODEL_ALIASES
-from helpers import ask, closed_port_url, texts
-from offline import offline_env
 
 REPO = Path(__file__).resolve().parent.parent
 PING = [{"role": "user", "content": "ping pong"}]

@@ -12,17 +12,17 @@ import ssl
 import subprocess
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from aiohttp import web
 from g4f.errors import ResponseError, ResponseStatusError
+from helpers import ask, closed_port
+from offline import offline_env
 
 from g4f_autonomous import wire
 from g4f_autonomous.emulator import BASE_PATH, Emulator, Fault
-from helpers import ask, closed_port
-from offline import offline_env
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "my-bank-pin-is-8472-and-the-vault-code-is-kumquat"

@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-
-from g4f_autonomous import wire
-from g4f_autonomous import session as pool
-from g4f_autonomous.emulator import Emulator
 from helpers import ask, text_of
+
+from g4f_autonomous import session as pool
+from g4f_autonomous import wire
+from g4f_autonomous.emulator import Emulator
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 BODY = wire.build_body("llama", wire.encode_messages(MESSAGES), "thread-1", True)

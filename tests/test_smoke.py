@@ -16,16 +16,16 @@ import sysconfig
 import textwrap
 from pathlib import Path
 
+import g4f.Provider
 import pytest
 from g4f.client import AsyncClient, Client
 from g4f.providers.base_provider import AsyncGeneratorProvider
 from g4f.providers.retry_provider import IterListProvider
-
-import g4f.Provider
-from g4f_autonomous import AutonomousAI, compat
-from g4f_autonomous.emulator import answer_text
 from helpers import closed_port_url
 from offline import offline_env
+
+from g4f_autonomous import AutonomousAI, compat
+from g4f_autonomous.emulator import answer_text
 
 HELLO = [{"role": "user", "content": "hello smoke"}]
 

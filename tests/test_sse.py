@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 from g4f.errors import ResponseError
+from helpers import ask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from polling import until
 
 from g4f_autonomous.emulator import Fault
-from g4f_autonomous.sse import DEFAULT_MAX_EVENT_SIZE, SSEDecoder, SSEError, ServerSentEvent
-from helpers import ask
-from polling import until
+from g4f_autonomous.sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder, SSEError
 
 BOM = b"\xef\xbb\xbf"
 
