@@ -33,7 +33,7 @@ class ApiServer:
         AppConfig.ignore_cookie_files = True  # no scan of the user's cookie and .har files
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
-        self.url = "http://127.0.0.1:%d" % self._socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
         self._server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning", access_log=False))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
         self._thread.start()

@@ -7,6 +7,7 @@ ends after [DONE]: a little later, or not at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 
@@ -50,10 +51,8 @@ class LateEndServer:
             await self.release.wait()
         else:
             await asyncio.sleep(self.end_delay)
-        try:
+        with contextlib.suppress(ConnectionError):  # the client went away first, its right after [DONE]
             await response.write_eof()
-        except ConnectionError:
-            pass  # the client went away first, which is its right after [DONE]
         return response
 
     async def start(self) -> None:
