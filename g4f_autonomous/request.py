@@ -64,12 +64,12 @@ def build_request(
         wire.resolve_base_url(base_url)  # raises the ValueError naming base_url
     endpoint, shown_endpoint = endpoint_for(base_url or None, os.environ.get(wire.BASE_URL_ENV, ""), model)
     proxy, proxy_auth = proxy_and_credentials(wire.check_proxy(proxy))
-    request_headers = wire.build_headers(headers)
+    request_headers = headers_for(headers)
     proxy_headers = None
     if proxy_auth and endpoint.startswith("https:"):
         proxy_headers = proxy_auth  # aiohttp sends these on the CONNECT only
     elif proxy_auth:
-        request_headers.update(proxy_auth)  # plain http: the proxy reads the request itself
+        request_headers = {**request_headers, **proxy_auth}  # plain http: the proxy reads the request itself
     seconds = positive_seconds("timeout", timeout, DEFAULT_TIMEOUT)
     thread_id = thread_id_of(conversation) or str(uuid.uuid4())
     encoded_messages = wire.encode_messages(wire_messages)
@@ -98,6 +98,27 @@ def endpoint_for(base_url: str | None, from_env: str, model: str) -> tuple[str, 
     """
     url = wire.endpoint_url(wire.resolve_base_url(base_url, from_env), model)
     return url, wire.redact_url(url)
+
+
+def headers_for(extra: Any) -> dict[str, str]:
+    """The request headers (``wire.build_headers``), one shared dict per distinct set: never change it.
+
+    Shared because every call with the same headers sends the same ones, and a
+    dict per call is what hundreds of waiting streams would otherwise each keep.
+    """
+    if not extra:
+        return _cached_headers(())
+    if isinstance(extra, Mapping):
+        try:
+            return _cached_headers(tuple(extra.items()))
+        except TypeError:  # an unhashable name or value: build_headers below names it
+            pass
+    return wire.build_headers(extra)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_headers(items: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    return wire.build_headers(dict(items))
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,0 +1,81 @@
+"""request.build_request: one checked request from g4f's arguments, without any I/O."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from g4f_autonomous import wire
+from g4f_autonomous.request import build_request, endpoint_for, headers_for, positive_seconds, thread_id_of
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+BASE = "http://127.0.0.1:9/api/v1/ai"
+
+
+def test_body_carries_the_model_thread_stream_flag_and_encoded_messages():
+    request = build_request(model="hermes", messages=MESSAGES, base_url=BASE, stream=False,
+                            conversation={"thread_id": "thread-7"})
+    body = json.loads(request.body)
+    assert body == {"messages": wire.encode_messages(MESSAGES), "threadId": "thread-7", "stream": False,
+                    "aiAgent": "hermes"}
+    assert json.loads(base64.b64decode(body["messages"])) == MESSAGES
+    assert (request.endpoint, request.stream, request.thread_id) == (BASE + "/chat-hermes", False, "thread-7")
+
+
+def test_each_call_gets_a_fresh_thread_without_a_conversation():
+    first, second = (build_request(model="llama", messages=MESSAGES, base_url=BASE) for _ in range(2))
+    assert first.thread_id != second.thread_id
+
+
+def test_proxy_credentials_for_plain_http_go_into_this_requests_headers_only():
+    with_proxy = build_request(model="llama", messages=MESSAGES, base_url=BASE, proxy="http://u:p@127.0.0.1:3128")
+    assert with_proxy.proxy == "http://127.0.0.1:3128"
+    assert with_proxy.headers["Proxy-Authorization"] == "Basic " + base64.b64encode(b"u:p").decode()
+    # The headers without a proxy are shared between calls: they must not have caught the credentials.
+    without = build_request(model="llama", messages=MESSAGES, base_url=BASE)
+    assert "Proxy-Authorization" not in without.headers
+    assert without.headers == wire.build_headers()
+
+
+def test_proxy_credentials_for_https_go_to_the_connect_request():
+    request = build_request(model="llama", messages=MESSAGES, base_url="https://example.invalid/api",
+                            proxy="http://u:p@127.0.0.1:3128")
+    assert request.proxy_headers == {"Proxy-Authorization": "Basic " + base64.b64encode(b"u:p").decode()}
+    assert "Proxy-Authorization" not in request.headers
+
+
+def test_headers_are_one_dict_per_distinct_set_and_bad_ones_still_fail():
+    assert headers_for({"x-a": "1"}) is headers_for({"x-a": "1"})
+    assert headers_for({"x-a": "1"})["x-a"] == "1"
+    with pytest.raises(ValueError, match="names and values must be strings"):
+        headers_for({"x-a": ["unhashable"]})
+    with pytest.raises(ValueError, match="'host' cannot be set"):
+        headers_for({"Host": "internal.example"})
+
+
+def test_endpoint_prefers_the_argument_then_the_environment_value():
+    assert endpoint_for(BASE, "http://127.0.0.1:8/env", "vision") == (BASE + "/chat-vision", BASE + "/chat-vision")
+    assert endpoint_for(None, "http://127.0.0.1:8/env", "summary")[0] == "http://127.0.0.1:8/env/summary"
+    assert endpoint_for("http://u:p@127.0.0.1:9/x", "", "llama") == (
+        "http://u:p@127.0.0.1:9/x/chat", "http://***@127.0.0.1:9/x/chat")
+
+
+@pytest.mark.parametrize("value, expected", [(None, 7.0), (0, 7.0), (2, 2.0), (0.5, 0.5)])
+def test_positive_seconds(value, expected):
+    assert positive_seconds("timeout", value, 7.0) == expected
+
+
+@pytest.mark.parametrize("value", [-1, True, "3", float("nan"), float("inf")])
+def test_positive_seconds_refuses_what_is_not_a_positive_number(value):
+    with pytest.raises(ValueError, match="timeout must be a positive number of seconds"):
+        positive_seconds("timeout", value, 7.0)
+
+
+@pytest.mark.parametrize("conversation, expected", [
+    (None, None), ({"thread_id": "t"}, "t"), ({"thread_id": ""}, None), ({"thread_id": 5}, None),
+    (type("Conversation", (), {"thread_id": "obj"})(), "obj"),
+])
+def test_thread_id_of(conversation, expected):
+    assert thread_id_of(conversation) == expected
