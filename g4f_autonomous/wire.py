@@ -178,9 +178,16 @@ def _unencodable(messages: list[dict[str, Any]]) -> str:
 
 
 def build_body(model: str, encoded_messages: str, thread_id: str, stream: bool) -> bytes:
-    """The JSON request body, for both stream modes; ``encoded_messages`` from :func:`encode_messages`."""
-    body = {"messages": encoded_messages, "threadId": thread_id, "stream": stream, "aiAgent": model}
-    return _ASCII_JSON.encode(body).encode("ascii")
+    """The JSON request body, for both stream modes; ``encoded_messages`` from :func:`encode_messages`.
+
+    Written out rather than encoded from a dict: it is built on every call, and
+    the base64 field needs no escaping, so only the two strings are encoded.
+    """
+    flag = "true" if stream else "false"
+    return (
+        f'{{"messages":"{encoded_messages}","threadId":{_ASCII_JSON.encode(thread_id)},'
+        f'"stream":{flag},"aiAgent":{_ASCII_JSON.encode(model)}}}'
+    ).encode("ascii")
 
 
 # Headers that decide how the request is framed or routed, or that belong to

@@ -79,3 +79,20 @@ def test_positive_seconds_refuses_what_is_not_a_positive_number(value):
 ])
 def test_thread_id_of(conversation, expected):
     assert thread_id_of(conversation) == expected
+
+
+def test_new_threads_are_random_version_4_uuids():
+    import uuid
+
+    from g4f_autonomous.request import new_thread_id
+
+    ids = {new_thread_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(uuid.UUID(value).version == 4 and str(uuid.UUID(value)) == value for value in ids)
+
+
+@pytest.mark.parametrize("thread_id", ["plain", 'quo"te', "back\\slash", "line\nbreak", "ünïcode"])
+def test_body_is_the_json_of_its_four_fields_for_any_thread_id(thread_id):
+    body = wire.build_body("llama", "QUJD", thread_id, True)
+    assert json.loads(body) == {"messages": "QUJD", "threadId": thread_id, "stream": True, "aiAgent": "llama"}
+    assert body.isascii()
