@@ -27,8 +27,9 @@ def readme_example(marker: str) -> str:
     [
         ('client = Client(provider="AutonomousAI")', "llama heard: Write a haiku about streams"),
         ('AsyncClient(provider="AutonomousAI")', "hermes heard: Hi"),
+        ("AutonomousAI.create_async_generator(", "hermes heard: Hi"),
     ],
-    ids=["sync-client-stream", "async-client-stream"],
+    ids=["sync-client-stream", "async-client-stream", "provider-directly"],
 )
 def test_readme_client_example_prints_the_answer(marker, expected, threaded_emulator, tmp_path):
     env = offline_env(tmp_path, G4F_AUTONOMOUS_BASE_URL=threaded_emulator.base_url)
