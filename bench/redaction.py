@@ -4,7 +4,8 @@ Run: ``python -m bench.redaction``. For 1 MB and 10 MB prompts (ASCII and
 non-ASCII prose, with newlines), times redacting a 200-character excerpt that
 quotes the prompt and one that does not, with :class:`g4f_autonomous.redact.Redactor`
 (made fresh each time, so building its source forms is counted) and with the
-previous implementation (:func:`window_by_window`, kept here as the baseline), in the same run.
+brute-force definition the tests check it against (every 10-character window searched in every
+source form, ``tests/test_redact.py``'s ``reference``: the method before it), in the same run.
 Prints the median of RUNS runs.
 """
 
@@ -16,8 +17,10 @@ import statistics
 import time
 from collections.abc import Callable
 
+from test_redact import reference  # tests/ is on the path (bench/__init__.py)
+
 from g4f_autonomous import errors, wire
-from g4f_autonomous.redact import QUOTE_RUN, REDACTED, Redactor, collapse, message_texts
+from g4f_autonomous.redact import Redactor
 
 RUNS = 5
 SIZES = (1_000_000, 10_000_000)
@@ -39,23 +42,6 @@ def prose(size: int, letters: str, seed: int) -> str:
     return "".join(words)[:size]
 
 
-def window_by_window(text: str, sources: list[str]) -> str:
-    """The previous redaction: every QUOTE_RUN-character window of ``text`` searched in every source."""
-    sources = [collapse(source) for source in sources]
-    hidden = bytearray(len(text))
-    for start in range(len(text) - QUOTE_RUN + 1):
-        if any(text[start:start + QUOTE_RUN] in source for source in sources):
-            hidden[start:start + QUOTE_RUN] = b"\1" * QUOTE_RUN
-    pieces, start = [], 0
-    while start < len(text):
-        end = start
-        while end < len(text) and hidden[end] == hidden[start]:
-            end += 1
-        pieces.append(REDACTED if hidden[start] else text[start:end])
-        start = end
-    return "".join(pieces)
-
-
 def median_ms(action: Callable[[], object]) -> float:
     times = []
     for _ in range(RUNS):
@@ -67,7 +53,7 @@ def median_ms(action: Callable[[], object]) -> float:
 
 def main() -> int:
     print(f"redacting a {len(PREFIX)}+~140-character error text, median of {RUNS} runs")
-    print(f"{'prompt':>8} {'text':>9} {'excerpt':>11} {'new ms':>9} {'old ms':>9} {'old/new':>8}")
+    print(f"{'prompt':>8} {'text':>9} {'excerpt':>11} {'new ms':>9} {'brute ms':>9} {'ratio':>8}")
     for size in SIZES:
         for name, letters in (("ASCII", ASCII_LETTERS), ("non-ASCII", OTHER_LETTERS)):
             prompt = prose(size, letters, seed=size)
@@ -84,9 +70,8 @@ def main() -> int:
             }
             for kind, text in excerpts.items():
                 new = median_ms(functools.partial(lambda m, e, t: Redactor(m, e).redact(t), messages, encoded, text))
-                old = median_ms(functools.partial(lambda m, t: window_by_window(t, message_texts(m)), messages, text))
-                # The two must agree where the old one looks (the plain texts).
-                assert Redactor(messages).redact(text) == window_by_window(text, message_texts(messages))
+                old = median_ms(functools.partial(reference, text, messages, encoded))
+                assert Redactor(messages, encoded).redact(text) == reference(text, messages, encoded)
                 print(f"{size // 1_000_000:>6}MB {name:>9} {kind:>11} {new:>9.1f} {old:>9.1f} {old / new:>7.0f}x")
     return 0
 
