@@ -119,6 +119,20 @@ async def test_total_timeout_leaves_a_quick_answer_alone(emulator):
     assert items[0] == "llama heard: tell me a story"
 
 
+async def test_the_callers_own_timeout_stays_the_callers(emulator):
+    """The provider's deadline cancels the waiting read itself; a cancel from outside must stay a cancel."""
+    emulator.fault = Fault(stall_after=1, stall_seconds=30)
+    agen = AutonomousAI.create_async_generator("llama", MESSAGES, base_url=emulator.base_url, timeout=30)
+    with pytest.raises(asyncio.TimeoutError) as caught:
+        await asyncio.wait_for(_collect(agen), 0.3)
+    assert not isinstance(caught.value, G4FError)
+    assert await until(lambda: emulator.open_streams == 0)
+
+
+async def _collect(agen: Any) -> list:
+    return [item async for item in agen]
+
+
 @pytest.mark.parametrize("value", [-1, "5", float("nan"), float("inf"), True])
 async def test_bad_total_timeout_is_a_value_error_naming_it(emulator, value):
     with pytest.raises(ValueError, match="total_timeout must be a positive number of seconds"):
