@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import threading
 from collections.abc import Sequence
 
 from .wire import BASE_URL_ENV, ENDPOINTS, MODEL_ALIASES
@@ -118,30 +117,12 @@ def _stream_chat(messages: list, model: str, base_url: str | None = None, proxy:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .emulator import Emulator
+    from .emulator import EmulatorThread
 
-    started = threading.Event()
-    stop = threading.Event()
-    holder: dict = {}
-
-    async def run_emulator() -> None:
-        async with Emulator() as emulator:
-            holder["url"] = emulator.base_url
-            started.set()
-            while not stop.is_set():
-                await asyncio.sleep(0.05)
-
-    thread = threading.Thread(target=asyncio.run, args=(run_emulator(),), daemon=True)
-    thread.start()
-    if not started.wait(10):
-        raise RuntimeError("the emulator did not start")
-    print(f"[emulator of the Autonomous AI upstream at {holder['url']}]", file=sys.stderr)
-    print(f"[g4f Client(provider='AutonomousAI'), model {args.model}]", file=sys.stderr)
-    try:
-        _stream_chat([{"role": "user", "content": args.prompt}], args.model, base_url=holder["url"])
-    finally:
-        stop.set()
-        thread.join(5)
+    with EmulatorThread() as emulator:
+        print(f"[emulator of the Autonomous AI upstream at {emulator.base_url}]", file=sys.stderr)
+        print(f"[g4f Client(provider='AutonomousAI'), model {args.model}]", file=sys.stderr)
+        _stream_chat([{"role": "user", "content": args.prompt}], args.model, base_url=emulator.base_url)
     return EXIT_OK
 
 

@@ -22,6 +22,7 @@ import binascii
 import contextlib
 import functools
 import json
+import threading
 import time
 import zlib
 from collections import deque
@@ -451,6 +452,43 @@ def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": {"message": message, "code": status}}, status=status)
 
 
+class EmulatorThread:
+    """The emulator on an event loop in a thread of its own, for synchronous callers
+    (g4f's sync client, Flask, the ``demo`` command). A context manager, or start()/stop()."""
+
+    def __init__(self, fault: Fault | None = None) -> None:
+        self.emulator = Emulator(fault=fault or Fault())
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> str:
+        self._thread.start()
+        return asyncio.run_coroutine_threadsafe(self.emulator.start(), self.loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.emulator.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+    def __enter__(self) -> EmulatorThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return self.emulator.base_url
+
+    def reset(self) -> None:
+        """No fault, no recorded requests: as new."""
+        self.emulator.fault = Fault()
+        self.emulator.next_faults.clear()
+        self.emulator.requests.clear()
+
+
 async def serve_forever(host: str = "127.0.0.1", port: int = 0, fault: Fault | None = None) -> None:
     """Run until cancelled, printing the base URL first (the ``serve`` command)."""
     emulator = Emulator(fault=fault or Fault())
@@ -462,5 +500,5 @@ async def serve_forever(host: str = "127.0.0.1", port: int = 0, fault: Fault | N
         await emulator.stop()
 
 
-__all__ = ["Emulator", "Fault", "RecordedRequest", "answer_text", "split_deltas", "parse_request",
+__all__ = ["Emulator", "EmulatorThread", "Fault", "RecordedRequest", "answer_text", "split_deltas", "parse_request",
            "BadRequest", "serve_forever", "BASE_PATH", "FAULT_HEADER"]

@@ -32,9 +32,7 @@ import g4f.debug  # noqa: E402
 
 g4f.debug.version_check = False
 
-from helpers import EmulatorThread  # noqa: E402
-
-from g4f_autonomous.emulator import Emulator  # noqa: E402
+from g4f_autonomous.emulator import Emulator, EmulatorThread  # noqa: E402
 
 
 @pytest.fixture

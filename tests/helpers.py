@@ -1,4 +1,6 @@
-"""Helpers the test modules share: a port nobody listens on, one call collected, the emulator in a thread.
+"""Helpers the test modules share: a port nobody listens on, one call collected.
+
+(The emulator in a thread of its own is ``g4f_autonomous.emulator.EmulatorThread``.)
 
 Plain functions, no fixtures (those are in conftest.py). Import this module
 only from tests, after conftest.py has set g4f's offline folders. It uses
@@ -8,13 +10,10 @@ alone on old g4f releases, may import it too.
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
 from typing import Any
 
 from g4f_autonomous import AutonomousAI
-from g4f_autonomous.emulator import Emulator, Fault
 
 
 def closed_port() -> int:
@@ -44,29 +43,3 @@ def text_of(items: list[Any]) -> str:
     return "".join(texts(items))
 
 
-class EmulatorThread:
-    """The emulator in a loop of its own, for sync callers (g4f's sync client, Flask)."""
-
-    def __init__(self) -> None:
-        self.emulator = Emulator()
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def start(self) -> str:
-        self._thread.start()
-        return asyncio.run_coroutine_threadsafe(self.emulator.start(), self.loop).result(10)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.emulator.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
-
-    @property
-    def base_url(self) -> str:
-        return self.emulator.base_url
-
-    def reset(self) -> None:
-        self.emulator.fault = Fault()
-        self.emulator.next_faults.clear()
-        self.emulator.requests.clear()

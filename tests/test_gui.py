@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import EmulatorThread
 
 from g4f_autonomous import AutonomousAI
+from g4f_autonomous.emulator import EmulatorThread
 
 PING = [{"role": "user", "content": "ping pong"}]
 
