@@ -157,22 +157,26 @@ _ASCII_JSON = json.JSONEncoder(separators=(",", ":"))
 def encode_messages(messages: list[dict[str, Any]]) -> str:
     """Base64 of the UTF-8 JSON of the messages, as the upstream expects.
 
-    A text that UTF-8 cannot encode (a lone surrogate such as "\\ud800") is a
-    ValueError naming the message.
+    What cannot be sent is a ValueError naming the message: a text UTF-8 cannot
+    encode (a lone surrogate such as "\\ud800"), or a content part holding
+    something JSON cannot (an object, a loop, nesting deeper than Python recurses).
     """
     try:
         raw = _UTF8_JSON.encode(messages).encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError(f"{_unencodable(messages)} contains a lone surrogate that UTF-8 cannot encode") from None
+        raise ValueError(f"{_unsendable(messages)} contains a lone surrogate that UTF-8 cannot encode") from None
+    except (TypeError, ValueError, RecursionError) as error:
+        reason = "is nested too deeply" if isinstance(error, RecursionError) else f"holds what JSON cannot ({error})"
+        raise ValueError(f"{_unsendable(messages)} {reason}") from None
     return base64.b64encode(raw).decode("ascii")
 
 
-def _unencodable(messages: list[dict[str, Any]]) -> str:
-    """Which message UTF-8 cannot encode (only called on that error)."""
+def _unsendable(messages: list[dict[str, Any]]) -> str:
+    """Which message cannot be encoded (only called on that error)."""
     for index, message in enumerate(messages):
         try:
             _UTF8_JSON.encode(message).encode("utf-8")
-        except UnicodeEncodeError:
+        except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
             return f"messages[{index}]"
     return "messages"
 

@@ -377,3 +377,29 @@ def test_any_body_bytes_give_text_or_a_g4f_error(_emulator_thread, body, status,
         head += f"content-type: {content_type}\r\n"
     _emulator_thread.emulator.fault = Fault(raw=head.encode() + b"\r\n" + body)
     outcome(_emulator_thread.base_url)
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {"x": 1}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def _looped() -> dict:
+    part: dict = {"type": "x"}
+    part["self"] = part
+    return part
+
+
+@pytest.mark.parametrize("part, reason", [
+    ({"type": "image_url", "image_url": {"url": object()}}, "holds what JSON cannot (Object of type object"),
+    ({"type": "x", "deep": _nested(5000)}, "is nested too deeply"),
+    (_looped(), "holds what JSON cannot (Circular reference detected)"),
+])
+async def test_content_json_cannot_carry_is_a_value_error_naming_the_message(emulator, part, reason):
+    messages = [{"role": "system", "content": "fine"}, {"role": "user", "content": [part]}]
+    with pytest.raises(ValueError) as caught:
+        await ask(emulator, Fault(), messages=messages)
+    assert str(caught.value).startswith(f"messages[1] {reason}")
+    assert emulator.requests == []
