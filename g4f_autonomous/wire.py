@@ -54,6 +54,7 @@ BROWSER_HEADERS: dict[str, str] = {
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 token)
 
 
 # --- request side -----------------------------------------------------------
@@ -221,6 +222,10 @@ def build_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
             raise ValueError(f"headers: names and values must be strings, got {kinds}")
         if _CONTROL.search(name) or _CONTROL.search(value.replace("\t", " ")):
             raise ValueError(f"headers: {name.strip()[:40]!r} contains CR, LF or another control character")
+        if not _TOKEN.fullmatch(name.strip()):
+            # "host:evil.example" would go out as a Host header: a name is one HTTP token.
+            allowed = "letters, digits and !#$%&'*+-.^_`|~"
+            raise ValueError(f"headers: {name.strip()[:40]!r} is not a header name ({allowed})")
         key = name.strip().lower()
         if key in FORBIDDEN_HEADERS or key.startswith("proxy-"):
             raise ValueError(

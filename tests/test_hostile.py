@@ -403,3 +403,12 @@ async def test_content_json_cannot_carry_is_a_value_error_naming_the_message(emu
         await ask(emulator, Fault(), messages=messages)
     assert str(caught.value).startswith(f"messages[1] {reason}")
     assert emulator.requests == []
+
+
+@pytest.mark.parametrize("name", ["host:internal.example", "x a", "", "x-ü", "x(y)"])
+async def test_a_header_name_that_is_no_http_token_is_refused_before_any_io(emulator, name):
+    """"host:internal.example" would otherwise go out as a Host header line."""
+    with pytest.raises(ValueError) as caught:
+        await ask(emulator, Fault(), headers={name: "value"})
+    assert str(caught.value).startswith(f"headers: {name!r} is not a header name")
+    assert emulator.requests == []
