@@ -74,6 +74,7 @@ class Fault:
     gzip_bomb_mib: int = 0  # answer ``status`` with a gzip body that inflates to this many MiB of zeros
     drip_seconds: float = 0.0  # send the answer one byte at a time, this many seconds apart
     broken_chunk: bool = False  # after the first event, a chunk whose size line is not hexadecimal
+    set_cookie: str | None = None  # a Set-Cookie header on the answer, as a tracking upstream sends
     raw: str | bytes | None = None  # written on the socket instead of an HTTP answer; a str echoes as ``body`` does
 
 
@@ -176,6 +177,8 @@ class Emulator:
         self, request: web.Request, fault: Fault, deltas: list[str], messages: list
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
+        if fault.set_cookie:
+            response.headers["set-cookie"] = fault.set_cookie
         await response.prepare(request)
         self.open_streams += 1
         try:

@@ -72,8 +72,11 @@ def _new_session(*, force_close: bool = False) -> aiohttp.ClientSession:
     # limit=0: g4f callers decide their own concurrency; a cap here would
     # silently queue streams behind each other.
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, resolver=_Resolver(), force_close=force_close)
+    # No cookie jar: one pooled session serves every user of a g4f server, so a
+    # cookie one answer set would ride along on everybody's next request.
     return aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=None), trace_configs=[tracing]
+        connector=connector, timeout=aiohttp.ClientTimeout(total=None), trace_configs=[tracing],
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
 
 

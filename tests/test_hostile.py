@@ -412,3 +412,12 @@ async def test_a_header_name_that_is_no_http_token_is_refused_before_any_io(emul
         await ask(emulator, Fault(), headers={name: "value"})
     assert str(caught.value).startswith(f"headers: {name!r} is not a header name")
     assert emulator.requests == []
+
+
+async def test_a_cookie_one_answer_sets_is_not_sent_with_the_next_request(emulator):
+    """One pooled session serves every user of a g4f server: it must keep no cookies."""
+    by_name = emulator.base_url.replace("127.0.0.1", "localhost")  # aiohttp keeps no cookies of IP hosts
+    await ask(emulator, Fault(set_cookie="session=user-a-secret; Path=/"), base_url=by_name)
+    await ask(emulator, Fault(), base_url=by_name)
+    assert len(emulator.requests) == 2
+    assert [name for name in emulator.requests[1].headers if name.lower() == "cookie"] == []
