@@ -30,7 +30,9 @@ from .compat import TimeoutError as G4FTimeoutError
 from .errors import Origin
 from .sse import ServerSentEvent, SSEDecoder, SSEError
 
-__all__ = ["Deadline", "Expired", "read_answer", "MAX_ANSWER_SIZE", "ERROR_BODY_LIMIT", "TRANSPORT_ERRORS"]
+__all__ = [
+    "Deadline", "Expired", "read_answer", "read_up_to", "MAX_ANSWER_SIZE", "ERROR_BODY_LIMIT", "TRANSPORT_ERRORS",
+]
 
 # A whole JSON answer (bytes) and the text held for stream=False (characters).
 MAX_ANSWER_SIZE = 32 * 2**20
@@ -271,37 +273,33 @@ async def _open(response: aiohttp.ClientResponse, origin: Origin, deadline: Dead
     if content_type.startswith("text/event-stream") or wire.looks_like_events(head):
         return None, head
     if wire.looks_like_json(content_type, head):
-        body = await _read_limited(response, deadline, MAX_ANSWER_SIZE, head)
-        if body is None:
+        body = await read_up_to(response, MAX_ANSWER_SIZE + 1, deadline, head)  # one more: too large
+        if len(body) > MAX_ANSWER_SIZE:
             raise errors.json_too_large(origin, MAX_ANSWER_SIZE)
         return body, b""
     raise await _failure(response, origin, deadline, content_type, head)
 
 
-async def _read_limited(
-    response: aiohttp.ClientResponse, deadline: Deadline, limit: int, head: bytes = b""
-) -> bytes | None:
-    """The body, or None once it passes ``limit`` decoded bytes (the rest stays unread)."""
+async def read_up_to(
+    response: aiohttp.ClientResponse, limit: int, deadline: Deadline | None = None, head: bytes = b""
+) -> bytes:
+    """The body's first ``limit`` decoded bytes (all of it if shorter), ``head`` being what was read
+    already; the rest stays unread. Each read waits under ``deadline`` when one is given."""
     body = bytearray(head)
-    while len(body) <= limit:
-        block = await deadline.wait(response.content.read(READ_SIZE))
+    while len(body) < limit:
+        read = response.content.read(limit - len(body))
+        block = await (deadline.wait(read) if deadline is not None else read)
         if not block:
-            return bytes(body)
+            break
         body += block
-    return None
+    return bytes(body[:limit])
 
 
 async def _failure(
     response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline, content_type: str, head: bytes
 ) -> Exception:
     """The g4f error for a status or body that is no answer, from the first ERROR_BODY_LIMIT bytes."""
-    body = bytearray(head)
-    while len(body) < ERROR_BODY_LIMIT:
-        block = await deadline.wait(response.content.read(ERROR_BODY_LIMIT - len(body)))
-        if not block:
-            break
-        body += block
-    text = body.decode("utf-8", errors="replace")
+    text = (await read_up_to(response, ERROR_BODY_LIMIT, deadline, head)).decode("utf-8", errors="replace")
     return errors.http_status(origin, response.status, content_type, text, response.headers.get("location"))
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from . import errors, wire
+from .answer import read_up_to
 from .conformance import BODY_LIMIT, Difference, check_answer
 
 PROMPT = [{"role": "user", "content": "Reply with one word: OK"}]
@@ -58,7 +59,7 @@ async def _probe(session: aiohttp.ClientSession, base: str, path: str, model: st
                        "stream": True, "aiAgent": model}).encode("ascii")
     try:
         async with session.post(base + path, data=body, headers=wire.build_headers()) as response:
-            raw = await _read_up_to(response.content, BODY_LIMIT + 1)
+            raw = await read_up_to(response, BODY_LIMIT + 1)
             report.differences = check_answer(response.status, dict(response.headers), raw[:BODY_LIMIT])
             if len(raw) > BODY_LIMIT:
                 report.differences.append(Difference("event shape", f"an answer under {BODY_LIMIT} bytes", "more"))
@@ -66,17 +67,6 @@ async def _probe(session: aiohttp.ClientSession, base: str, path: str, model: st
         found = errors.excerpt(errors.cause(error)) or "no answer"
         report.differences.append(Difference("status", "an HTTP answer", found))
     return report
-
-
-async def _read_up_to(content: aiohttp.StreamReader, limit: int) -> bytes:
-    """The body to its end, or its first ``limit`` bytes (one read() returns what has arrived so far)."""
-    body = bytearray()
-    while len(body) < limit:
-        piece = await content.read(limit - len(body))
-        if not piece:
-            break
-        body += piece
-    return bytes(body)
 
 
 def format_table(reports: list[EndpointReport]) -> str:

@@ -15,7 +15,7 @@ import aiohttp
 
 from . import errors, wire
 from . import session as pool
-from .answer import TRANSPORT_ERRORS, Deadline, Expired, read_answer
+from .answer import TRANSPORT_ERRORS, Deadline, Expired, read_answer, read_up_to
 from .compat import (
     AsyncGeneratorProvider,
     JsonConversation,
@@ -106,7 +106,7 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
                 ))
             except Expired:
                 raise deadline.error(origin) from None
-            except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):  # aiohttp's connect timeout
+            except asyncio.TimeoutError:  # aiohttp's connect timeouts (its ServerTimeoutError is one)
                 raise errors.no_connection(origin, request.seconds) from None
             except TRANSPORT_ERRORS as error:
                 raise errors.unreachable(origin, error) from None
@@ -156,7 +156,7 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             async with session.get(
                 url, headers=wire.build_headers(), timeout=aiohttp.ClientTimeout(total=10)
             ) as response:
-                text = await _read_head(response, HEALTH_READ_LIMIT)
+                text = (await read_up_to(response, HEALTH_READ_LIMIT)).decode("utf-8", errors="replace")
                 result["status"] = response.status
                 challenged = wire.is_cloudflare_challenge(text)
                 result["ok"] = response.status < 500 and not challenged
@@ -167,14 +167,3 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
         except Exception as error:  # a health probe reports, it does not raise
             result["error"] = errors.cause(error)
         return result
-
-
-async def _read_head(response: aiohttp.ClientResponse, limit: int) -> str:
-    """The first ``limit`` bytes of a body: enough to spot a challenge page, cheap on a big one."""
-    head = bytearray()
-    while len(head) < limit:
-        chunk = await response.content.read(limit - len(head))
-        if not chunk:
-            break
-        head += chunk
-    return head.decode("utf-8", errors="replace")
