@@ -11,6 +11,7 @@ failure signal (seconds of freeze), never a performance target.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from types import TracebackType
 
 
@@ -43,7 +44,5 @@ class LoopTicker:
     ) -> None:
         assert self._task is not None
         self._task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        except asyncio.CancelledError:
-            pass
