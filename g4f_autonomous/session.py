@@ -147,7 +147,7 @@ def _new_session(*, force_close: bool = False) -> aiohttp.ClientSession:
     # cookie one answer set would ride along on everybody's next request.
     return aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=None),
-        cookie_jar=aiohttp.DummyCookieJar(),
+        cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
     )
 
 
