@@ -339,8 +339,9 @@ def may_resend(*, reused: bool, answer_bytes: int, closed_after: float | None) -
 
     - the connection was reused: only a kept-alive connection can be closed as
       idle, and a new connection that fails says something about the server;
-    - not one byte of an answer arrived, counted where the socket hands bytes
-      over, so a status line cut short (``HTTP/1.1 2``) counts;
+    - not one byte of an answer arrived, counted where the connection hands
+      bytes to aiohttp's parser, so a status line cut short (``HTTP/1.1 2``)
+      counts, whichever parser aiohttp uses;
     - the close arrived within ``RESEND_WINDOW`` of the request. A server that
       held the request longer may be working on it.
 
