@@ -141,8 +141,8 @@ async def upstream():
         await server.stop()
 
 
-async def post_and_read(url: str) -> bytes:
-    response = await pool.post(url, body=BODY, headers=HEADERS, proxy=None, proxy_headers=None, timeout=TIMEOUT)
+async def post_and_read(url: str, body: bytes = BODY) -> bytes:
+    response = await pool.post(url, body=body, headers=HEADERS, proxy=None, proxy_headers=None, timeout=TIMEOUT)
     try:
         return await response.read()
     finally:
@@ -178,6 +178,16 @@ async def test_a_request_the_upstream_took_is_not_sent_again(upstream, death):
     assert upstream.taken == [1, 1]  # the second request reached the upstream once
     assert upstream.connections == 1
     assert await post_and_read(upstream.url) == b"ok"  # and the pool still works
+
+
+async def test_a_large_request_the_upstream_took_is_not_sent_again(upstream):
+    # Sent in pieces (over LARGE_BODY): the window counts from before the first piece.
+    large = b"x" * (pool.LARGE_BODY + 12345)
+    upstream.script.extend(["answer", "fin"])
+    assert await post_and_read(upstream.url, large) == b"ok"
+    with pytest.raises(aiohttp.ClientError):
+        await asyncio.wait_for(post_and_read(upstream.url, large), 10)
+    assert upstream.taken == [1, 1]
 
 
 # --- the idle-close race ---------------------------------------------------------------
