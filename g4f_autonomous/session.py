@@ -11,25 +11,42 @@ A loop closed by hand (``run_until_complete`` then ``close()``, no
 ``shutdown_asyncgens()``) would skip that and keep its session and sockets
 forever, so the loop's ``close`` is wrapped to close the session first.
 A forked child drops the pool: the pooled sockets are its parent's.
+
+A request is sent at most once, except when it met the server's close of an
+idle kept-alive connection: then it is sent again, once, on a new connection.
+``may_resend`` states the rule that tells the two apart, and why. The facts it
+needs (was the connection reused, how many bytes of an answer arrived, when the
+server's close came) are counted by the connection's own protocol object
+(``_Handler``), which costs next to nothing per request, unlike aiohttp's
+trace hooks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
+import contextvars
+import functools
 import io
 import os
 import socket
 import threading
+import time
 import weakref
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 
-__all__ = ["pooled_session", "close_pooled_session", "post", "LARGE_BODY"]
+__all__ = ["pooled_session", "close_pooled_session", "post", "may_resend", "LARGE_BODY", "RESEND_WINDOW"]
 
 LARGE_BODY = 2**20  # aiohttp's own threshold for its large-body warning
+
+# How soon after a request goes out a close can still be the server's idle
+# close crossing it on the wire (see ``may_resend``): a round trip to a server
+# on another continent, with room for a busy loop, and well short of anything
+# that takes a model call to produce.
+RESEND_WINDOW = 0.25
 
 
 class _Resolver(aiohttp.ThreadedResolver):
@@ -46,37 +63,91 @@ class _Resolver(aiohttp.ThreadedResolver):
         return await super().resolve(host, port, family)
 
 
-class _Attempt:
-    """Per request (aiohttp's ``trace_request_ctx``): was its connection taken from the pool?"""
+class _Handler(ResponseHandler):
+    """aiohttp's protocol for one connection, also noting what the resend rule needs.
 
-    __slots__ = ("reused",)
+    aiohttp calls ``set_response_params`` once per request, just before the
+    request is written, and builds a new response parser there: from then on
+    every byte the connection delivers belongs to this request's answer.
+    Counting here, where the transport hands bytes over, gives the same count
+    with aiohttp's C parser as with its pure-Python one.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.requests = 0  # requests begun on this connection: more than one means it was reused
+        self.request_began = 0.0  # time.monotonic() when the current request was handed to the connection
+        self.answer_bytes = 0  # bytes received since then
+        self.peer_closed_at: float | None = None  # when the server's FIN or reset arrived
+
+    def set_response_params(self, *args: Any, **kwargs: Any) -> None:
+        self.requests += 1
+        self.request_began = time.monotonic()
+        self.answer_bytes = 0  # before aiohttp hands bytes that came early to the new parser
+        attempt = _current_attempt.get()
+        if attempt is not None:
+            attempt.protocol = self
+        super().set_response_params(*args, **kwargs)
+
+    def data_received(self, data: bytes) -> None:
+        self.answer_bytes += len(data)
+        super().data_received(data)
+
+    def eof_received(self) -> None:
+        self._peer_closed()
+        super().eof_received()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if exc is not None:  # a reset or broken pipe; None is a close after EOF, or our own close
+            self._peer_closed()
+        super().connection_lost(exc)
+
+    def may_resend(self) -> bool:
+        """The resend rule (``may_resend``) applied to the current request."""
+        closed_after = None if self.peer_closed_at is None else self.peer_closed_at - self.request_began
+        return may_resend(reused=self.requests > 1, answer_bytes=self.answer_bytes, closed_after=closed_after)
+
+    def _peer_closed(self) -> None:
+        if self.peer_closed_at is None:
+            self.peer_closed_at = time.monotonic()
+
+
+class _Connector(aiohttp.TCPConnector):
+    """aiohttp's connector, with connections that count (``_Handler``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # aiohttp builds each connection's protocol with this factory (an
+        # internal name, stable since aiohttp 3.0). Should it ever go, the
+        # connections are plain ones and no request is resent: the safe side.
+        self._factory = functools.partial(_Handler, loop=self._loop)  # type: ignore[assignment]
+
+
+class _Attempt:
+    """The first try of one ``post``: the connection aiohttp chose for it, once chosen."""
+
+    __slots__ = ("protocol",)
 
     def __init__(self) -> None:
-        self.reused = False
+        self.protocol: _Handler | None = None
 
 
-async def _on_reuse(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
-    if isinstance(context.trace_request_ctx, _Attempt):
-        context.trace_request_ctx.reused = True
-
-
-async def _on_create(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
-    if isinstance(context.trace_request_ctx, _Attempt):
-        context.trace_request_ctx.reused = False
+# aiohttp gives no handle on the connection of a request that failed, so the
+# connection reports itself to the ``post`` running in the same task.
+_current_attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
+    "g4f_autonomous_attempt", default=None,
+)
 
 
 def _new_session(*, force_close: bool = False) -> aiohttp.ClientSession:
-    tracing = aiohttp.TraceConfig()
-    tracing.on_connection_reuseconn.append(_on_reuse)
-    tracing.on_connection_create_end.append(_on_create)
     # limit=0: g4f callers decide their own concurrency; a cap here would
     # silently queue streams behind each other.
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, resolver=_Resolver(), force_close=force_close)
+    connector = _Connector(limit=0, ttl_dns_cache=300, resolver=_Resolver(), force_close=force_close)
     # No cookie jar: one pooled session serves every user of a g4f server, so a
     # cookie one answer set would ride along on everybody's next request.
     return aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=None), trace_configs=[tracing],
-        cookie_jar=aiohttp.DummyCookieJar(),
+        connector=connector, timeout=aiohttp.ClientTimeout(total=None),
+        cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
     )
 
 
@@ -213,22 +284,22 @@ async def post(
 ) -> aiohttp.ClientResponse:
     """POST ``body`` on the running loop's pooled session; the caller releases the response.
 
-    A server may close an idle kept-alive connection just as the next request
-    goes out on it. Such a failure is retried once, on a new connection: only
-    when the connection was reused and not a byte of the answer had arrived,
-    so the server cannot have answered. A new connection that fails says
-    something about the server and is not retried. Errors are aiohttp's own.
+    A request that failed is sent again, once and on a new connection, only
+    under the rule in ``may_resend``. Errors are aiohttp's own.
     """
     entry = await _entry()
     attempt = _Attempt()
+    token = _current_attempt.set(attempt)
     try:
         return await entry.session.post(
             url, data=_payload(body), headers=headers, proxy=proxy, proxy_headers=proxy_headers,
-            timeout=timeout, trace_request_ctx=attempt, allow_redirects=False,  # see below
+            timeout=timeout, allow_redirects=False,  # see below
         )
     except aiohttp.ClientError as error:
-        if not (attempt.reused and _closed_before_answer(error)):
+        if not (_connection_went_away(error) and attempt.protocol is not None and attempt.protocol.may_resend()):
             raise
+    finally:
+        _current_attempt.reset(token)
     return await entry.fresh_session().post(
         url, data=_payload(body), headers=headers, proxy=proxy, proxy_headers=proxy_headers, timeout=timeout,
         allow_redirects=False,  # a redirect would re-send the user's messages to whatever host it names
@@ -246,17 +317,38 @@ def _payload(body: bytes) -> bytes | io.BytesIO:
 _WRITE_ON_CLOSING = getattr(aiohttp, "ClientConnectionResetError", ())
 
 
-def _closed_before_answer(error: aiohttp.ClientError) -> bool:
-    """Whether the connection went away under the request before any byte of an answer."""
-    if isinstance(error, aiohttp.ServerDisconnectedError):
-        # aiohttp hands a partly read answer over as the message; with nothing
-        # read the message is its default text. (Its pure-Python parser cannot
-        # tell a few bytes without a line end from none.)
-        return isinstance(error.message, str)
-    if isinstance(error, _WRITE_ON_CLOSING):
-        return True
-    if isinstance(error, aiohttp.ClientOSError) and not isinstance(error, aiohttp.ClientConnectorError):
-        # A reset or broken pipe carries no count of bytes read; the idle close
-        # it comes from here sends none.
-        return error.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED)
-    return False
+def _connection_went_away(error: aiohttp.ClientError) -> bool:
+    """Whether ``error`` says the connection closed under the request (not a timeout, not a connect failure)."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return False
+    return isinstance(error, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, _WRITE_ON_CLOSING))
+
+
+def may_resend(*, reused: bool, answer_bytes: int, closed_after: float | None) -> bool:
+    """Whether a request whose connection went away can be sent again without risk of doing its work twice.
+
+    ``closed_after`` is how long after the request was handed to the
+    connection the server's FIN or reset arrived (None: it never did).
+
+    A server may close a kept-alive connection it thinks idle just as the next
+    request goes out on it. That close was sent before the request reached the
+    server, so it arrives within about one round trip of the write, and the
+    server never saw the request. A server that read the request and then died
+    is different: it may have done the work and billed it. Resend only when all
+    of these hold:
+
+    - the connection was reused: only a kept-alive connection can be closed as
+      idle, and a new connection that fails says something about the server;
+    - not one byte of an answer arrived, counted where the connection hands
+      bytes to aiohttp's parser, so a status line cut short (``HTTP/1.1 2``)
+      counts, whichever parser aiohttp uses;
+    - the close arrived within ``RESEND_WINDOW`` of the request. A server that
+      held the request longer may be working on it.
+
+    The window is measured from before the first byte is written, and a busy
+    event loop only makes it look longer: doubt always falls on the side of
+    not resending. What is left is a server that takes a request and drops
+    the connection within the window without a byte of answer; it cannot be
+    told apart from the race.
+    """
+    return reused and answer_bytes == 0 and closed_after is not None and closed_after <= RESEND_WINDOW
