@@ -43,6 +43,8 @@ class LoopTicker:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         assert self._task is not None
+        # A stall that ends just as the block does is measured only if the ticker wakes once more.
+        await asyncio.sleep(self.interval)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
