@@ -45,8 +45,10 @@ from __future__ import annotations
 
 import base64
 import json
+import operator
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 # An error text sharing this many characters in a row with a message is quoting it.
@@ -55,6 +57,11 @@ REDACTED = "[redacted]"
 # Characters of sources one redact() call may scan (about 20-60 ms of str.find
 # on one core): enough for the whole excerpt against prompts of a few MB.
 SCAN_BUDGET = 64 * 2**20
+# What building the casefolded, collapsed forms costs, in characters of
+# scanning per source character (measured: a dozen whole-string passes for
+# ASCII; casefolding other text is far slower).
+_PREP_COST_ASCII = 8
+_PREP_COST_OTHER = 24
 # A credential shorter than this is not hidden on its own (it would hide
 # every "a" of a text for the password "a"); a run of QUOTE_RUN still is.
 SECRET_MIN = 4
@@ -72,6 +79,7 @@ _OTHER_SPACES = (
 _BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 _BASE64_RUN = re.compile(f"[A-Za-z0-9+/=]{{{QUOTE_RUN}}}")
 _HIDDEN_RUN = re.compile(rb"\x01+")
+_CONTENT = operator.itemgetter("content")
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 
 # Joins the raw texts before collapsing: a lone surrogate, which no message
@@ -101,12 +109,13 @@ class Redactor:
     ``secrets`` are credentials the request carries (see :func:`credential_forms`).
     """
 
-    __slots__ = ("_messages", "_encoded", "_secrets", "_plain", "_json")
+    __slots__ = ("_messages", "_encoded", "_secrets", "_raw", "_plain", "_json")
 
     def __init__(self, messages: list[dict[str, Any]], encoded: str = "", secrets: Iterable[str] = ()) -> None:
         self._messages = messages
         self._encoded = encoded
         self._secrets = tuple(secret for secret in secrets if secret)
+        self._raw: _Joined | None = None
         self._plain: str | None = None
         self._json: list[str] | None = None
 
@@ -124,10 +133,12 @@ class Redactor:
         exact_sources += [(secret, "base64") for secret in self._secrets if _BASE64.issuperset(secret)]
         for variant, spans in _variants(text):
             folded, folded_spans = _casefolded(variant, spans)
-            searches = [(folded, folded_spans, self._folded_sources(folded)), (variant, spans, exact_sources)]
-            for searched, where, sources in searches:
+            sources = self._folded_sources(folded, budget)
+            if sources is None:  # too large to prepare within this call: all of it may be quoted
+                return REDACTED
+            for searched, where, kind_sources in ((folded, folded_spans, sources), (variant, spans, exact_sources)):
                 marks = bytearray(len(searched))
-                for source in sources:
+                for source in kind_sources:
                     _mark_shared(searched, source, marks, budget)
                 if searched is folded:
                     _mark_whole(searched, [secret.casefold() for secret in self._secrets], marks)
@@ -136,42 +147,65 @@ class Redactor:
 
     # --- source forms, built on first use ---------------------------------
 
-    def _folded_sources(self, text: str) -> list[tuple[str, str]]:
-        """(source, kind) pairs worth searching for this (casefolded) text."""
+    def _folded_sources(self, text: str, budget: list[int]) -> list[tuple[str, str]] | None:
+        """(source, kind) pairs worth searching for this (casefolded) text; None if they cannot be built in budget."""
         if len(text) < QUOTE_RUN:
             return []
+        wants_json = "\\" in text
+        if (self._plain is None or (wants_json and self._json is None)) and not self._afford_forms(budget, wants_json):
+            return None
         sources = [(self._plain_form(), "plain")]
-        if "\\" in text:
+        if wants_json:
             sources += [(form, "json") for form in self._json_forms()]
         return [(source, kind) for source, kind in sources if len(source) >= QUOTE_RUN]
 
-    def _texts(self) -> list[str]:
-        return message_texts(self._messages) + list(self._secrets)
+    def _afford_forms(self, budget: list[int], wants_json: bool) -> bool:
+        """Charge building the missing forms to the budget; False, and nothing built, if it cannot pay."""
+        raw = self._joined()
+        per_char = _PREP_COST_ASCII if raw.ascii else _PREP_COST_OTHER
+        forms = (self._plain is None) + (2 if wants_json and self._json is None else 0)
+        cost = forms * per_char * raw.size
+        if cost > budget[0]:
+            return False
+        budget[0] -= cost
+        return True
+
+    def _joined(self) -> _Joined:
+        if self._raw is None:
+            try:  # the usual case, all contents strings, in C loops: 100,000 messages in a few ms
+                texts = list(map(_CONTENT, self._messages)) + list(self._secrets)
+                joined = _RAW_JOIN.join(texts)
+            except (KeyError, TypeError):
+                texts = message_texts(self._messages) + list(self._secrets)
+                joined = _RAW_JOIN.join(texts)
+            # A text holding the joint cannot be sent (UTF-8 cannot encode it); for
+            # one given here all the same, each text is handled on its own.
+            exact = joined.count(_RAW_JOIN) == len(texts) - 1
+            self._raw = _Joined(texts, joined if exact else None, all(map(str.isascii, texts)), len(joined))
+        return self._raw
 
     def _plain_form(self) -> str:
         if self._plain is None:
-            texts = self._texts()
-            joined = _RAW_JOIN.join(texts)
-            if joined.count(_RAW_JOIN) != len(texts) - 1:  # a text UTF-8 cannot send (never from build_request)
-                self._plain = JOIN.join(collapse(text) for text in texts).casefold()
+            raw = self._joined()
+            if raw.joined is None:
+                self._plain = JOIN.join(collapse(text) for text in raw.texts).casefold()
             else:
-                self._plain = _collapse_joined(joined).casefold()
+                self._plain = _collapse_joined(raw.joined).casefold()
         return self._plain
 
     def _json_forms(self) -> list[str]:
         if self._json is None:
-            texts = self._texts()
-            joined = _RAW_JOIN.join(texts)
+            raw = self._joined()
             forms = []
-            if joined.count(_RAW_JOIN) != len(texts) - 1:
-                utf8 = JOIN.join(collapse(_json_inner(text, False)) for text in texts)
-                ascii_ = JOIN.join(collapse(_json_inner(text, True)) for text in texts)
+            if raw.joined is None:
+                utf8 = JOIN.join(collapse(_json_inner(text, False)) for text in raw.texts)
+                ascii_ = JOIN.join(collapse(_json_inner(text, True)) for text in raw.texts)
             else:
-                utf8 = _collapse_joined(_json_inner(joined, False))
+                utf8 = _collapse_joined(_json_inner(raw.joined, False))
                 # Escaped, the joint is \ud800; an escaped backslash followed by
                 # "ud800" looks the same, so escaped backslashes step aside first
                 # (NUL cannot occur in ensure_ascii output: JSON escapes it).
-                escaped = _json_inner(joined, True).replace("\\\\", "\0")
+                escaped = _json_inner(raw.joined, True).replace("\\\\", "\0")
                 ascii_ = _collapse_joined(escaped.replace(_RAW_JOIN_ESCAPED, _RAW_JOIN).replace("\0", "\\\\"))
             # Only the escapes matter (see _WANTED): a form without any has nothing to add.
             if "\\" in utf8:
@@ -180,6 +214,16 @@ class Redactor:
                 forms.append(ascii_.casefold())
             self._json = forms
         return self._json
+
+
+@dataclass(slots=True)
+class _Joined:
+    """The source texts, joined by _RAW_JOIN once (None if a text holds it), all ASCII or not, total size."""
+
+    texts: list[str]
+    joined: str | None
+    ascii: bool
+    size: int
 
 
 def credential_forms(user: str | None, password: str | None, encoding: str = "latin-1") -> list[str]:

@@ -224,11 +224,18 @@ def test_a_spent_budget_hides_the_rest_of_the_text(monkeypatch):
     redactor = Redactor(user(prompt))
     text = "upstream says: " + prompt[-41:-1]
     assert redactor.redact(text) == "upstream says: [redacted]"
-    monkeypatch.setattr(redact, "SCAN_BUDGET", len(prompt) * 2)
+    # Enough to build the plain form (ASCII) and scan it twice.
+    monkeypatch.setattr(redact, "SCAN_BUDGET", len(prompt) * (redact._PREP_COST_ASCII + 2))
     shown = Redactor(user(prompt)).redact("an error that quotes nothing of the prompt at all, but is long enough")
     assert shown.startswith("an error") and shown.endswith(REDACTED)
-    monkeypatch.setattr(redact, "SCAN_BUDGET", 0)
-    assert Redactor(user(prompt)).redact(text) == REDACTED
+
+
+def test_sources_too_large_to_prepare_in_one_call_hide_the_whole_text(monkeypatch):
+    prompt = "".join(f"{index:08x} " for index in range(20_000))
+    monkeypatch.setattr(redact, "SCAN_BUDGET", len(prompt) * redact._PREP_COST_ASCII - 1)
+    assert Redactor(user(prompt)).redact("an error quoting nothing at all") == REDACTED
+    monkeypatch.setattr(redact, "SCAN_BUDGET", len(prompt) * (redact._PREP_COST_ASCII + 10))
+    assert Redactor(user(prompt)).redact("an error quoting nothing at all") == "an error quoting nothing at all"
 
 
 def test_only_one_character_lowers_to_two_and_casefolding_keeps_spans():
