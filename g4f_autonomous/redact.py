@@ -30,11 +30,14 @@ source is searched for those few pieces with ``str.find`` (a C scan), and
 each place a piece occurs is checked for the QUOTE_RUN windows around it,
 then widened to the whole shared run.
 
-Time is bounded by construction, because errors are built on the event loop
-of a shared server: one call scans at most SCAN_BUDGET characters of sources;
-when that is spent, the rest of the text is hidden as if quoted (hiding too
-much is safe, holding the loop for seconds is not). Prompts of a few MB never
-reach the budget; a long error text about a 10 MB prompt may lose its tail.
+Time is bounded, because errors are built on the event loop of a shared
+server: one call stops scanning after REDACT_SECONDS and hides what it has
+not checked (hiding too much is safe; holding the loop for seconds is not),
+and builds the source forms (a one-time cost, kept for later calls) only if
+that fits in the same time: a quote about a prompt too large for that
+(about 3 M ASCII characters, 1 M others) is hidden whole. Requests below
+_ALWAYS_SCANNED / _ALWAYS_PREPARED are never cut short, so their redaction
+does not depend on the machine's speed. bench/redaction.py measures it all.
 
 Nothing happens when a Redactor is made (one is made per request); the
 source forms are built on the first :meth:`Redactor.redact` that needs them
@@ -47,6 +50,7 @@ import base64
 import json
 import operator
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -54,14 +58,18 @@ from typing import Any
 # An error text sharing this many characters in a row with a message is quoting it.
 QUOTE_RUN = 10
 REDACTED = "[redacted]"
-# Characters of sources one redact() call may scan (about 20-60 ms of str.find
-# on one core): enough for the whole excerpt against prompts of a few MB.
-SCAN_BUDGET = 64 * 2**20
-# What building the casefolded, collapsed forms costs, in characters of
-# scanning per source character (measured: a dozen whole-string passes for
-# ASCII; casefolding other text is far slower).
-_PREP_COST_ASCII = 8
-_PREP_COST_OTHER = 24
+# How long one redact() call may hold the (shared) event loop. Past it, what
+# is left unchecked is hidden; but small requests are never cut short, so
+# that their redaction does not depend on the machine's speed: every call
+# may scan _ALWAYS_SCANNED characters and build forms of _ALWAYS_PREPARED.
+REDACT_SECONDS = 0.05
+_ALWAYS_SCANNED = 16 * 2**20
+_ALWAYS_PREPARED = 2**20
+# What building the casefolded, collapsed plain form costs per source character
+# (measured with bench/redaction.py on the reference machine: 10-23 ns for
+# ASCII; casefolding other text is far slower, 40-51 ns); a JSON form, twice that.
+_PREP_SECONDS_ASCII = 15e-9
+_PREP_SECONDS_OTHER = 45e-9
 # A credential shorter than this is not hidden on its own (it would hide
 # every "a" of a text for the password "a"); a run of QUOTE_RUN still is.
 SECRET_MIN = 4
@@ -82,10 +90,14 @@ _HIDDEN_RUN = re.compile(rb"\x01+")
 _CONTENT = operator.itemgetter("content")
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 
-# Joins the raw texts before collapsing: a lone surrogate, which no message
-# that UTF-8 can encode holds (build_request refuses the others), and which
-# collapsing leaves alone. It becomes JOIN, a newline, once collapsed.
+# Joins the raw texts before collapsing: a character no text holds and that
+# collapsing leaves alone. It becomes JOIN, a newline, once collapsed. A lone
+# surrogate is in no message that UTF-8 can encode (build_request refuses the
+# others), but makes the joined string non-ASCII, where casefolding and
+# collapsing are several times slower: ASCII texts are joined by the first
+# control character they do not hold.
 _RAW_JOIN = "\ud800"
+_ASCII_JOINS = ("\x00", "\x01", "\x02", "\x03", "\x7f")
 _RAW_JOIN_ESCAPED = "\\ud800"  # how json.dumps with ensure_ascii writes it
 JOIN = "\n"
 
@@ -128,12 +140,12 @@ class Redactor:
         if len(text) < min(QUOTE_RUN, SECRET_MIN) or not (self._messages or self._encoded or self._secrets):
             return text
         hidden = bytearray(len(text))
-        budget = [SCAN_BUDGET]
+        budget = _Budget()
         exact_sources = [(self._encoded, "base64")] if self._encoded and _BASE64_RUN.search(text) else []
         exact_sources += [(secret, "base64") for secret in self._secrets if _BASE64.issuperset(secret)]
         for variant, spans in _variants(text):
             folded, folded_spans = _casefolded(variant, spans)
-            sources = self._folded_sources(folded, budget)
+            sources = self._folded_sources(folded)
             if sources is None:  # too large to prepare within this call: all of it may be quoted
                 return REDACTED
             for searched, where, kind_sources in ((folded, folded_spans, sources), (variant, spans, exact_sources)):
@@ -147,28 +159,25 @@ class Redactor:
 
     # --- source forms, built on first use ---------------------------------
 
-    def _folded_sources(self, text: str, budget: list[int]) -> list[tuple[str, str]] | None:
-        """(source, kind) pairs worth searching for this (casefolded) text; None if they cannot be built in budget."""
+    def _folded_sources(self, text: str) -> list[tuple[str, str]] | None:
+        """(source, kind) pairs worth searching for this (casefolded) text; None if they cannot be built in time."""
         if len(text) < QUOTE_RUN:
             return []
         wants_json = "\\" in text
-        if (self._plain is None or (wants_json and self._json is None)) and not self._afford_forms(budget, wants_json):
+        if (self._plain is None or (wants_json and self._json is None)) and not self._afford_forms(wants_json):
             return None
         sources = [(self._plain_form(), "plain")]
         if wants_json:
             sources += [(form, "json") for form in self._json_forms()]
         return [(source, kind) for source, kind in sources if len(source) >= QUOTE_RUN]
 
-    def _afford_forms(self, budget: list[int], wants_json: bool) -> bool:
-        """Charge building the missing forms to the budget; False, and nothing built, if it cannot pay."""
+    def _afford_forms(self, wants_json: bool) -> bool:
+        """Whether the missing forms can be built within this call's time (building cannot be cut short)."""
         raw = self._joined()
-        per_char = _PREP_COST_ASCII if raw.ascii else _PREP_COST_OTHER
-        forms = (self._plain is None) + (2 if wants_json and self._json is None else 0)
-        cost = forms * per_char * raw.size
-        if cost > budget[0]:
-            return False
-        budget[0] -= cost
-        return True
+        per_char = _PREP_SECONDS_ASCII if raw.ascii else _PREP_SECONDS_OTHER
+        forms = (self._plain is None) + (4 if wants_json and self._json is None else 0)
+        # Decided on the size alone, not on the time left, so that it does not depend on the machine's load.
+        return raw.size <= _ALWAYS_PREPARED or forms * per_char * raw.size <= REDACT_SECONDS
 
     def _joined(self) -> _Joined:
         if self._raw is None:
@@ -187,10 +196,16 @@ class Redactor:
     def _plain_form(self) -> str:
         if self._plain is None:
             raw = self._joined()
+            if raw.ascii:
+                for joint in _ASCII_JOINS:
+                    joined = joint.join(raw.texts)
+                    if joined.count(joint) == len(raw.texts) - 1:
+                        self._plain = _collapse_joined(joined, joint).casefold()
+                        return self._plain
             if raw.joined is None:
                 self._plain = JOIN.join(collapse(text) for text in raw.texts).casefold()
             else:
-                self._plain = _collapse_joined(raw.joined).casefold()
+                self._plain = _collapse_joined(raw.joined, _RAW_JOIN).casefold()
         return self._plain
 
     def _json_forms(self) -> list[str]:
@@ -201,12 +216,13 @@ class Redactor:
                 utf8 = JOIN.join(collapse(_json_inner(text, False)) for text in raw.texts)
                 ascii_ = JOIN.join(collapse(_json_inner(text, True)) for text in raw.texts)
             else:
-                utf8 = _collapse_joined(_json_inner(raw.joined, False))
+                utf8 = _collapse_joined(_json_inner(raw.joined, False), _RAW_JOIN)
                 # Escaped, the joint is \ud800; an escaped backslash followed by
                 # "ud800" looks the same, so escaped backslashes step aside first
                 # (NUL cannot occur in ensure_ascii output: JSON escapes it).
                 escaped = _json_inner(raw.joined, True).replace("\\\\", "\0")
-                ascii_ = _collapse_joined(escaped.replace(_RAW_JOIN_ESCAPED, _RAW_JOIN).replace("\0", "\\\\"))
+                unescaped_joints = escaped.replace(_RAW_JOIN_ESCAPED, _RAW_JOIN).replace("\0", "\\\\")
+                ascii_ = _collapse_joined(unescaped_joints, _RAW_JOIN)
             # Only the escapes matter (see _WANTED): a form without any has nothing to add.
             if "\\" in utf8:
                 forms.append(utf8.casefold())
@@ -214,6 +230,19 @@ class Redactor:
                 forms.append(ascii_.casefold())
             self._json = forms
         return self._json
+
+
+class _Budget:
+    """What one redact() call may still do: scan until REDACT_SECONDS have passed, but at least _ALWAYS_SCANNED."""
+
+    __slots__ = ("deadline", "scanned")
+
+    def __init__(self) -> None:
+        self.deadline = time.perf_counter() + REDACT_SECONDS
+        self.scanned = 0  # characters of sources read so far
+
+    def spent(self) -> bool:
+        return self.scanned >= _ALWAYS_SCANNED and time.perf_counter() > self.deadline
 
 
 @dataclass(slots=True)
@@ -272,18 +301,25 @@ def collapse(text: str) -> str:
     for space in spaces:
         if space in text:
             text = text.replace(space, " ")
-    # Each pass halves every run of spaces; long runs go first.
-    for run in ("        ", "  "):
-        while run in text:
-            text = text.replace(run, " ")
+    # Each pass halves every run of spaces; long runs go first. Looking for
+    # two spaces is one of the slowest scans there is (a space every few
+    # characters): done once when there are none.
+    if "  " in text:
+        for run in ("        ", "  "):
+            while run in text:
+                text = text.replace(run, " ")
     return text.strip(" ")
 
 
-def _collapse_joined(joined: str) -> str:
-    """Each piece between _RAW_JOIN collapsed, joined by JOIN: one pass over all, not one per message."""
+def _collapse_joined(joined: str, joint: str) -> str:
+    """Each piece between joints collapsed, joined by JOIN: one pass over all, not one per message."""
     collapsed = collapse(joined)
     # Collapsing left at most one space on each side of a joint: each message's strip().
-    return collapsed.replace(" " + _RAW_JOIN, _RAW_JOIN).replace(_RAW_JOIN + " ", _RAW_JOIN).replace(_RAW_JOIN, JOIN)
+    if " " + joint in collapsed:
+        collapsed = collapsed.replace(" " + joint, joint)
+    if joint + " " in collapsed:
+        collapsed = collapsed.replace(joint + " ", joint)
+    return collapsed.replace(joint, JOIN)
 
 
 def _json_inner(text: str, ensure_ascii: bool) -> str:
@@ -369,10 +405,10 @@ def _mark_whole(text: str, secrets: list[str], hidden: bytearray) -> None:
             at = text.find(secret, at + 1)
 
 
-def _mark_shared(text: str, source_and_kind: tuple[str, str], hidden: bytearray, budget: list[int]) -> None:
+def _mark_shared(text: str, source_and_kind: tuple[str, str], hidden: bytearray, budget: _Budget) -> None:
     """Set ``hidden`` over every run of QUOTE_RUN or more characters of ``text`` found in the source.
 
-    ``budget[0]`` is what may still be scanned; once it is spent, everything
+    Once the ``budget`` is spent, everything
     from the first window left unchecked to the end is hidden.
     """
     source, kind = source_and_kind
@@ -390,7 +426,7 @@ def _mark_shared(text: str, source_and_kind: tuple[str, str], hidden: bytearray,
         windows = [(start, window) for start, window in windows if wanted(window)]
         if not windows or (kind == "base64" and not _BASE64.issuperset(anchor)):
             continue  # nothing to find, or the piece cannot occur: spares a scan
-        if budget[0] <= 0:
+        if budget.spent():
             hidden[first:] = b"\1" * (len(text) - first)
             return
         seen = 0
@@ -399,7 +435,7 @@ def _mark_shared(text: str, source_and_kind: tuple[str, str], hidden: bytearray,
             seen += 1
             if seen > too_many:
                 for start, window in windows:
-                    budget[0] -= len(source)
+                    budget.scanned += len(source)
                     found = source.find(window)
                     if found >= 0:
                         _mark_run(text, start, source, found, hidden, kind)
@@ -411,7 +447,7 @@ def _mark_shared(text: str, source_and_kind: tuple[str, str], hidden: bytearray,
             windows = [(start, window) for start, window in windows if 0 in hidden[start:start + QUOTE_RUN]]
             at = source.find(anchor, at + 1)
         # A scan that found nothing, or went on to the end, read the whole source.
-        budget[0] -= len(source) if at < 0 or seen > too_many else at
+        budget.scanned += len(source) if at < 0 or seen > too_many else at
 
 
 def _mark_run(text: str, start: int, source: str, found: int, hidden: bytearray, kind: str) -> None:

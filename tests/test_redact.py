@@ -221,21 +221,26 @@ def test_credentials_are_hidden_whole_however_short(shown):
 
 def test_a_spent_budget_hides_the_rest_of_the_text(monkeypatch):
     prompt = "".join(f"{index:08x} " for index in range(20_000))
-    redactor = Redactor(user(prompt))
     text = "upstream says: " + prompt[-41:-1]
-    assert redactor.redact(text) == "upstream says: [redacted]"
-    # Enough to build the plain form (ASCII) and scan it twice.
-    monkeypatch.setattr(redact, "SCAN_BUDGET", len(prompt) * (redact._PREP_COST_ASCII + 2))
+    assert Redactor(user(prompt)).redact(text) == "upstream says: [redacted]"
+    # Out of time at once, but every call may scan two sources' worth.
+    monkeypatch.setattr(redact, "REDACT_SECONDS", 0.0)
+    monkeypatch.setattr(redact, "_ALWAYS_SCANNED", len(prompt) * 2)
     shown = Redactor(user(prompt)).redact("an error that quotes nothing of the prompt at all, but is long enough")
-    assert shown.startswith("an error") and shown.endswith(REDACTED)
+    assert shown.startswith("an error") and shown.endswith(REDACTED) and len(shown) < 40
+    monkeypatch.setattr(redact, "_ALWAYS_SCANNED", 0)
+    assert Redactor(user(prompt)).redact(text) == REDACTED
 
 
-def test_sources_too_large_to_prepare_in_one_call_hide_the_whole_text(monkeypatch):
+def test_sources_too_large_to_prepare_in_time_hide_the_whole_text(monkeypatch):
     prompt = "".join(f"{index:08x} " for index in range(20_000))
-    monkeypatch.setattr(redact, "SCAN_BUDGET", len(prompt) * redact._PREP_COST_ASCII - 1)
-    assert Redactor(user(prompt)).redact("an error quoting nothing at all") == REDACTED
-    monkeypatch.setattr(redact, "SCAN_BUDGET", len(prompt) * (redact._PREP_COST_ASCII + 10))
     assert Redactor(user(prompt)).redact("an error quoting nothing at all") == "an error quoting nothing at all"
+    monkeypatch.setattr(redact, "_ALWAYS_PREPARED", len(prompt) - 1)
+    monkeypatch.setattr(redact, "_PREP_SECONDS_ASCII", 1.0)
+    assert Redactor(user(prompt)).redact("an error quoting nothing at all") == REDACTED
+    redactor = Redactor(user(prompt))
+    monkeypatch.setattr(redact, "_ALWAYS_PREPARED", len(prompt))
+    assert redactor.redact("an error quoting nothing at all") == "an error quoting nothing at all"
 
 
 def test_only_one_character_lowers_to_two_and_casefolding_keeps_spans():
@@ -258,7 +263,7 @@ def test_collapse_is_split_and_join(text):
     assert collapse(text) == " ".join(text.split())
 
 
-ALPHABET = st.sampled_from(list("ab ab AB \n\t\"\\é\u00a0\u2028🌃\x01%+20"))
+ALPHABET = st.sampled_from(list("ab ab AB \n\t\"\\é\u00a0\u2028🌃\x00\x01%+20"))
 TEXTS = st.text(ALPHABET, max_size=40)
 
 
