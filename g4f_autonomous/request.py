@@ -98,7 +98,11 @@ def endpoint_for(base_url: str | None, from_env: str, model: str) -> tuple[str, 
     short answer's client time, and the same work on every call.
     """
     url = wire.endpoint_url(wire.resolve_base_url(base_url, from_env), model)
-    return url, wire.redact_url(url)
+    shown = wire.redact_url(url)
+    # Every error names the endpoint: a caller's 10 MB base_url must not make 10 MB errors.
+    if len(shown) > wire.QUOTED_LIMIT:
+        shown = shown[:wire.QUOTED_LIMIT] + "…"
+    return url, shown
 
 
 def headers_for(extra: Any) -> dict[str, str]:

@@ -185,6 +185,15 @@ async def test_a_huge_model_name_gives_a_short_error_still_listing_the_models(se
     assert "Models: llama, qwen_coder, hermes, vision, summary. Aliases: llama-3.3-70b → llama" in message
 
 
+async def test_a_huge_base_url_gives_bounded_errors(server):
+    message = await refused(server, ValueError, base_url="ftp://" + "h" * 10_000_000)
+    assert message.startswith("base_url must be an http:// or https:// URL; it has 'ftp': 'ftp://hhh")
+    assert len(message) < 400
+    with pytest.raises(Exception) as caught:  # a valid URL: the error names the endpoint, cut short
+        await ask("llama", GOOD_MESSAGES, base_url=server.base_url + "/" + "p" * 10_000_000, timeout=10)
+    assert server.base_url + "/ppp" in str(caught.value) and len(str(caught.value)) < 1000
+
+
 async def test_headers_not_strings_raise_value_error_naming_headers(server):
     message = await refused(server, ValueError, headers={"x-retries": 3})
     assert message == "headers: names and values must be strings, got str: int"
