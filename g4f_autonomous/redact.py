@@ -145,37 +145,47 @@ class Redactor:
         exact_sources += [(secret, "base64") for secret in self._secrets if _BASE64.issuperset(secret)]
         for variant, spans in _variants(text):
             folded, folded_spans = _casefolded(variant, spans)
-            sources = self._folded_sources(folded)
-            if sources is None:  # too large to prepare within this call: all of it may be quoted
-                return REDACTED
-            for searched, where, kind_sources in ((folded, folded_spans, sources), (variant, spans, exact_sources)):
-                marks = bytearray(len(searched))
-                for source in kind_sources:
-                    _mark_shared(searched, source, marks, budget)
-                if searched is folded:
-                    _mark_whole(searched, [secret.casefold() for secret in self._secrets], marks)
-                _carry(marks, where, hidden)
+            if len(folded) >= QUOTE_RUN and not self._afford_forms(self._plain is None, False):
+                return REDACTED  # too large to prepare within this call: all of it may be quoted
+            marks = bytearray(len(folded))
+            for source in self._folded_sources(folded, marks):
+                _mark_shared(folded, source, marks, budget)
+            _mark_whole(folded, [secret.casefold() for secret in self._secrets], marks)
+            _carry(marks, folded_spans, hidden)
+            marks = bytearray(len(variant))
+            for source in exact_sources:
+                _mark_shared(variant, source, marks, budget)
+            _carry(marks, spans, hidden)
         return _hide(text, hidden)
 
     # --- source forms, built on first use ---------------------------------
 
-    def _folded_sources(self, text: str) -> list[tuple[str, str]] | None:
-        """(source, kind) pairs worth searching for this (casefolded) text; None if they cannot be built in time."""
+    def _folded_sources(self, text: str, hidden: bytearray) -> list[tuple[str, str]]:
+        """(source, kind) pairs worth searching for this (casefolded) text.
+
+        When the JSON forms cannot be built within this call, the windows only
+        they could hide (those with a backslash) are hidden instead.
+        """
         if len(text) < QUOTE_RUN:
             return []
-        wants_json = "\\" in text
-        if (self._plain is None or (wants_json and self._json is None)) and not self._afford_forms(wants_json):
-            return None
         sources = [(self._plain_form(), "plain")]
-        if wants_json:
-            sources += [(form, "json") for form in self._json_forms()]
+        if "\\" in text:
+            if self._json is not None or self._afford_forms(False, True):
+                sources += [(form, "json") for form in self._json_forms()]
+            else:
+                for start in range(len(text) - QUOTE_RUN + 1):
+                    if "\\" in text[start:start + QUOTE_RUN]:
+                        hidden[start:start + QUOTE_RUN] = b"\1" * QUOTE_RUN
         return [(source, kind) for source, kind in sources if len(source) >= QUOTE_RUN]
 
-    def _afford_forms(self, wants_json: bool) -> bool:
-        """Whether the missing forms can be built within this call's time (building cannot be cut short)."""
+    def _afford_forms(self, plain: bool, json_forms: bool) -> bool:
+        """Whether these missing forms can be built within one call's time (building cannot be cut short)."""
+        if not plain and not json_forms:
+            return True
         raw = self._joined()
         per_char = _PREP_SECONDS_ASCII if raw.ascii else _PREP_SECONDS_OTHER
-        forms = (self._plain is None) + (4 if wants_json and self._json is None else 0)
+        # JSON forms: two, each encoded then collapsed, about twice the plain form's cost each.
+        forms = plain + 4 * json_forms
         # Decided on the size alone, not on the time left, so that it does not depend on the machine's load.
         return raw.size <= _ALWAYS_PREPARED or forms * per_char * raw.size <= REDACT_SECONDS
 

@@ -243,6 +243,16 @@ def test_sources_too_large_to_prepare_in_time_hide_the_whole_text(monkeypatch):
     assert redactor.redact("an error quoting nothing at all") == "an error quoting nothing at all"
 
 
+def test_without_time_for_the_json_forms_only_windows_with_a_backslash_are_hidden(monkeypatch):
+    prompt = "".join(f"{index:08x} " for index in range(20_000))
+    monkeypatch.setattr(redact, "_ALWAYS_PREPARED", 0)
+    # The plain form fits in a call's time, the JSON forms (four times its cost) do not.
+    monkeypatch.setattr(redact, "_PREP_SECONDS_ASCII", redact.REDACT_SECONDS / len(prompt) / 2)
+    text = "upstream: C:\\temp\\file.txt not found, and nothing else quoted"
+    shown = Redactor(user(prompt)).redact(text)
+    assert shown == "ups[redacted]not found, and nothing else quoted"  # the 10-character windows of both backslashes
+
+
 def test_only_one_character_lowers_to_two_and_casefolding_keeps_spans():
     assert [chr(code) for code in range(sys.maxunicode + 1) if len(chr(code).lower()) != 1] == ["\u0130"]
     redactor = Redactor(user("straße nach draußen"))
