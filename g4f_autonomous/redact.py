@@ -63,8 +63,8 @@ REDACTED = "[redacted]"
 # that their redaction does not depend on the machine's speed: every call
 # may scan _ALWAYS_SCANNED characters and build forms of _ALWAYS_PREPARED.
 REDACT_SECONDS = 0.05
-_ALWAYS_SCANNED = 16 * 2**20
-_ALWAYS_PREPARED = 2**20
+_ALWAYS_SCANNED = 8 * 2**20
+_ALWAYS_PREPARED = 2**18
 # What building the casefolded, collapsed plain form costs per source character
 # (measured with bench/redaction.py on the reference machine: 10-23 ns for
 # ASCII; casefolding other text is far slower, 40-51 ns); a JSON form, twice that.

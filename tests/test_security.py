@@ -152,7 +152,7 @@ async def test_a_413_for_100000_messages_does_not_freeze_the_loop(emulator):
             await ask("llama", messages, base_url=emulator.base_url, timeout=30)
         await asyncio.sleep(0.05)  # the ticker must wake once after a stall to measure it
     # The reason's first words at least (a slow machine may run out of redaction time before its end).
-    assert str(caught.value).startswith(f"HTTP 413 from {emulator.base_url}/chat: Request Entity Too Large")
+    assert str(caught.value).startswith(f"HTTP 413 from {emulator.base_url}/chat: Request Entity")
     assert ticker.longest < 0.5  # seconds: redacting this error held the loop 4.5-8 s
 
 
