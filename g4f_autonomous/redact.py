@@ -20,15 +20,15 @@ plain and JSON forms are compared case-insensitively (both sides casefolded),
 the base64 forms exactly (base64 is case-sensitive).
 
 Method. All messages of one form are joined into ONE source, separated by
-``\\n``: a collapsed form holds no newline and the text is searched with its
-own whitespace turned into tabs, so no match spans two messages, and the
-cost does not grow with the number of messages. The error text is short
-(an excerpt), the sources can be megabytes, so the sources are never indexed:
-the text is. Any run of QUOTE_RUN characters of the text contains a piece of
-_ANCHOR characters starting at a multiple of _STEP (10 = 5 + 6 - 1), so each
-source is searched for those few pieces with ``str.find`` (a C scan), and
-each place a piece occurs is checked for the QUOTE_RUN windows around it,
-then widened to the whole shared run.
+``\\n``: a collapsed form holds no newline, and neither does the text as
+searched (each of its whitespace runs is read as one space), so no match
+spans two messages, and the cost does not grow with the number of messages.
+The error text is short (an excerpt), the sources can be megabytes, so the
+sources are never indexed: the text is. Any run of QUOTE_RUN characters of
+the text contains a piece of _ANCHOR characters starting at a multiple of
+_STEP (10 = 5 + 6 - 1), so each source is searched for those few pieces with
+``str.find`` (a C scan), and each place a piece occurs is checked for the
+QUOTE_RUN windows around it, then widened to the whole shared run.
 
 Time is bounded, because errors are built on the event loop of a shared
 server: one call stops scanning after REDACT_SECONDS and hides what it has
@@ -66,7 +66,8 @@ REDACT_SECONDS = 0.05
 _ALWAYS_SCANNED = 8 * 2**20
 _ALWAYS_PREPARED = 2**18
 # What building the casefolded, collapsed plain form costs per source character
-# (measured with bench/redaction.py on the reference machine: 10-23 ns for
+# (measured on the reference machine, first call less later call in
+# bench/redaction.py's rows: 10-23 ns for
 # ASCII; casefolding other text is far slower, 40-51 ns); a JSON form, twice that.
 _PREP_SECONDS_ASCII = 15e-9
 _PREP_SECONDS_OTHER = 45e-9
