@@ -70,7 +70,7 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
         if resolved not in cls.models:
             aliases = ", ".join(f"{alias} → {name}" for alias, name in wire.MODEL_ALIASES.items())
             raise ModelNotFoundError(
-                f"AutonomousAI has no model {model!r}. Models: {', '.join(cls.models)}. Aliases: {aliases}"
+                f"AutonomousAI has no model {wire.bounded(model)}. Models: {', '.join(cls.models)}. Aliases: {aliases}"
             )
         return resolved
 

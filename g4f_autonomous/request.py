@@ -20,7 +20,7 @@ import aiohttp
 
 from . import wire
 from .errors import Origin
-from .redact import Redactor
+from .redact import Redactor, credential_forms
 
 DEFAULT_TIMEOUT = 120.0
 
@@ -62,7 +62,8 @@ def build_request(
     if base_url and not isinstance(base_url, str):
         wire.resolve_base_url(base_url)  # raises the ValueError naming base_url
     endpoint, shown_endpoint = endpoint_for(base_url or None, os.environ.get(wire.BASE_URL_ENV, ""), model)
-    proxy, proxy_auth = proxy_and_credentials(wire.check_proxy(proxy))
+    checked_proxy = wire.check_proxy(proxy)
+    proxy, proxy_auth = proxy_and_credentials(checked_proxy)
     request_headers = headers_for(headers)
     proxy_headers = None
     if proxy_auth and endpoint.startswith("https:"):
@@ -84,7 +85,8 @@ def build_request(
         stream=bool(stream),
         thread_id=thread_id,
         # Servers echo input in their errors: what they quote of it is hidden.
-        origin=Origin(shown_endpoint, Redactor(wire_messages, encoded_messages).redact),
+        origin=Origin(shown_endpoint, Redactor(
+            wire_messages, encoded_messages, credentials_of(endpoint) + credentials_of(checked_proxy)).redact),
     )
 
 
@@ -96,28 +98,28 @@ def endpoint_for(base_url: str | None, from_env: str, model: str) -> tuple[str, 
     short answer's client time, and the same work on every call.
     """
     url = wire.endpoint_url(wire.resolve_base_url(base_url, from_env), model)
-    return url, wire.redact_url(url)
+    shown = wire.redact_url(url)
+    # Every error names the endpoint: a caller's 10 MB base_url must not make 10 MB errors.
+    if len(shown) > wire.QUOTED_LIMIT:
+        shown = shown[:wire.QUOTED_LIMIT] + "…"
+    return url, shown
 
 
 def headers_for(extra: Any) -> dict[str, str]:
-    """The request headers (``wire.build_headers``), one shared dict per distinct set: never change it.
+    """The request headers (``wire.build_headers``); without extra headers one shared dict: never change it.
 
-    Shared because every call with the same headers sends the same ones, and a
-    dict per call is what hundreds of waiting streams would otherwise each keep.
+    Only the no-extra-headers case is shared (most calls; a dict per call is
+    what hundreds of waiting streams would otherwise each keep). Callers'
+    headers are built per call: a cache of them kept callers' values after
+    the call (through g4f's GUI, a remote user's: 10 calls with distinct 20 MB
+    values held 191 MiB), and building a few headers costs about 3 µs.
     """
     if not extra:
-        return _cached_headers(())
-    if isinstance(extra, Mapping):
-        try:
-            return _cached_headers(tuple(extra.items()))
-        except TypeError:  # an unhashable name or value: build_headers below names it
-            pass
+        return _BROWSER_HEADERS
     return wire.build_headers(extra)
 
 
-@functools.lru_cache(maxsize=64)
-def _cached_headers(items: tuple[tuple[str, str], ...]) -> dict[str, str]:
-    return wire.build_headers(dict(items))
+_BROWSER_HEADERS = wire.build_headers()
 
 
 @functools.lru_cache(maxsize=64)
@@ -126,13 +128,25 @@ def _connect_timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, connect=seconds, sock_connect=seconds)
 
 
+# Longer than any call could last (about 31 years), and far below what
+# float() and the event loop's clock arithmetic overflow on (10**400 did).
+MAX_SECONDS = 1e9
+
+
 def positive_seconds(name: str, value: Any, default: float | None) -> Any:
-    """A positive number of seconds; None or 0 means ``default``."""
-    if value is None or (value == 0 and not isinstance(value, bool)):
+    """A positive number of seconds, at most MAX_SECONDS; None or 0 means ``default``."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0):
         return default
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= MAX_SECONDS:
         return float(value)
-    raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and MAX_SECONDS < value < math.inf:
+        # An int of thousands of digits cannot even be printed (Python limits int to str).
+        if isinstance(value, float) or value.bit_length() <= 600:
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+        else:
+            shown = f"an integer of {value.bit_length()} bits"
+        raise ValueError(f"{name} must be at most {MAX_SECONDS:g} seconds, got {shown}")
+    raise ValueError(f"{name} must be a positive number of seconds, got {wire.bounded(value)}")
 
 
 def proxy_and_credentials(proxy: str | None) -> tuple[str | None, dict[str, str] | None]:
@@ -153,6 +167,14 @@ def proxy_and_credentials(proxy: str | None) -> tuple[str | None, dict[str, str]
         raw = credentials.encode("utf-8")
     bare = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
     return bare, {"Proxy-Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
+
+
+def credentials_of(url: str | None) -> list[str]:
+    """What a URL's user info puts on the wire, in every form an upstream could echo (see redact.credential_forms)."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    return credential_forms(parts.username, parts.password)
 
 
 def new_thread_id() -> str:

@@ -159,6 +159,41 @@ async def test_bad_timeout_raises_value_error_naming_timeout(server, timeout):
     assert message == f"timeout must be a positive number of seconds, got {timeout!r}"
 
 
+@pytest.mark.parametrize("name", ["timeout", "total_timeout"])
+async def test_astronomic_timeouts_raise_value_error_naming_them(server, name):
+    message = await refused(server, ValueError, **{name: 10**400})
+    assert message == f"{name} must be at most 1e+09 seconds, got an integer of 1329 bits"
+
+
+@pytest.mark.parametrize("host", ["bad..example", "a" * 64 + ".example"])
+async def test_base_url_with_a_bad_host_label_raises_value_error_naming_base_url(server, host):
+    message = await refused(server, ValueError, base_url=f"http://{host}/api/v1/ai")
+    assert message == ("base_url must be an http:// or https:// URL with a valid host name (labels of 1 to 63 "
+                       f"characters): 'http://{host}/api/v1/ai'")
+
+
+@pytest.mark.parametrize("host", ["bad..example", "a" * 64 + ".example"])
+async def test_proxy_with_a_bad_host_label_is_refused_without_echoing_it(server, host):
+    message = await refused(server, ValueError, proxy=f"http://alice:s3cret@{host}:3128")
+    assert message == "proxy must be an http:// or https:// URL with a valid host name (labels of 1 to 63 characters)"
+
+
+async def test_a_huge_model_name_gives_a_short_error_still_listing_the_models(server):
+    message = await refused(server, ModelNotFoundError, model="m" * 10_000_000)
+    assert len(message) < 600
+    assert message.startswith("AutonomousAI has no model 'mmmm")
+    assert "Models: llama, qwen_coder, hermes, vision, summary. Aliases: llama-3.3-70b → llama" in message
+
+
+async def test_a_huge_base_url_gives_bounded_errors(server):
+    message = await refused(server, ValueError, base_url="ftp://" + "h" * 10_000_000)
+    assert message.startswith("base_url must be an http:// or https:// URL; it has 'ftp': 'ftp://hhh")
+    assert len(message) < 400
+    with pytest.raises(Exception) as caught:  # a valid URL: the error names the endpoint, cut short
+        await ask("llama", GOOD_MESSAGES, base_url=server.base_url + "/" + "p" * 10_000_000, timeout=10)
+    assert server.base_url + "/ppp" in str(caught.value) and len(str(caught.value)) < 1000
+
+
 async def test_headers_not_strings_raise_value_error_naming_headers(server):
     message = await refused(server, ValueError, headers={"x-retries": 3})
     assert message == "headers: names and values must be strings, got str: int"

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sys
+from urllib.parse import quote as url_quote
+from urllib.parse import quote_plus
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from g4f_autonomous import wire
-from g4f_autonomous.redact import QUOTE_RUN, REDACTED, Redactor, collapse, message_texts
+from g4f_autonomous import redact, wire
+from g4f_autonomous.redact import QUOTE_RUN, REDACTED, Redactor, collapse, credential_forms, message_texts
 
 SECRET = "my secret password is hunter2"
 
@@ -19,20 +23,56 @@ def user(content):
     return [{"role": "user", "content": content}]
 
 
+def readings(text: str) -> list[list[tuple[str, int, int]]]:
+    """The text as compared: (character, start, end) each; URL-decoded too when it has % or +; spaces merged."""
+    found = [[(char, at, at + 1) for at, char in enumerate(text)]]
+    if "%" in text or "+" in text:
+        decoded, at = [], 0
+        while at < len(text):
+            end = at
+            while re.match("%[0-9a-fA-F]{2}", text[end:end + 3]):
+                end += 3
+            if end > at:
+                decoded += [(char, at, end) for char in bytes.fromhex(text[at:end].replace("%", "")).decode("utf-8", "replace")]
+                at = end
+            else:
+                decoded.append((" " if text[at] == "+" else text[at], at, at + 1))
+                at += 1
+        found.append(decoded)
+    merged_readings = []
+    for reading in found:
+        merged: list[tuple[str, int, int]] = []
+        for char, start, end in reading:
+            if char.isspace() and merged and merged[-1][0] == " ":
+                merged[-1] = (" ", merged[-1][1], end)
+            else:
+                merged.append((" " if char.isspace() else char, start, end))
+        merged_readings.append(merged)
+    return merged_readings
+
+
 def reference(text: str, messages: list[dict], encoded: str = "") -> str:
-    """The definition, by brute force: hide every window of QUOTE_RUN characters found in a source form."""
+    """The definition, by brute force: hide every window of QUOTE_RUN characters found in a source form.
+
+    Plain and JSON forms compare casefolded, the base64 field exactly; a
+    window's characters stand for the spans of the text they were read from.
+    """
     texts = message_texts(messages)
-    plain = [" ".join(t.split()) for t in texts]
-    escaped = [" ".join(json.dumps(t, ensure_ascii=flag)[1:-1].split()) for t in texts for flag in (False, True)]
+    plain = [" ".join(t.split()).casefold() for t in texts]
+    escaped = [" ".join(json.dumps(t, ensure_ascii=flag)[1:-1].split()).casefold() for t in texts for flag in (False, True)]
     hidden = [False] * len(text)
-    for start in range(len(text) - QUOTE_RUN + 1):
-        window = text[start:start + QUOTE_RUN]
-        if (
-            any(window in form for form in plain)
-            or ("\\" in window and any(window in form for form in escaped))
-            or (encoded and window in encoded)
-        ):
-            hidden[start:start + QUOTE_RUN] = [True] * QUOTE_RUN
+    for reading in readings(text):
+        chars = [char for char, _, _ in reading]
+        for start in range(len(chars) - QUOTE_RUN + 1):
+            window = "".join(chars[start:start + QUOTE_RUN])
+            folded = window.casefold()
+            if (
+                any(folded in form for form in plain)
+                or ("\\" in folded and any(folded in form for form in escaped))
+                or (encoded and window in encoded)
+            ):
+                for _, first, end in reading[start:start + QUOTE_RUN]:
+                    hidden[first:end] = [True] * (end - first)
     pieces, start = [], 0
     while start < len(text):
         end = start
@@ -135,6 +175,91 @@ def test_nothing_is_read_until_a_text_is_redacted():
     assert Watched.reads >= 1
 
 
+def test_an_echo_in_other_case_is_hidden():
+    redactor = Redactor(user(SECRET))
+    assert redactor.redact(f"bad '{SECRET.upper()}'") == "bad '[redacted]'"
+    assert redactor.redact("bad 'My Secret Password'") == "bad '[redacted]'"
+
+
+@pytest.mark.parametrize("echo", [url_quote(SECRET), quote_plus(SECRET), quote_plus(SECRET).upper()])
+def test_a_url_encoded_echo_is_hidden(echo):
+    assert Redactor(user(SECRET)).redact(f"GET /?q={echo} failed") == "GET /?q=[redacted] failed"
+
+
+def test_url_decoding_hides_only_the_escapes_of_the_quote():
+    text = "bad %22" + url_quote("naïve café déjà vu") + "%22 here"
+    assert Redactor(user("naïve café déjà vu")).redact(text) == "bad %22[redacted]%22 here"
+
+
+def test_a_run_across_two_messages_is_not_one_quote_even_with_a_space():
+    redactor = Redactor([{"role": "user", "content": "abcde "}, {"role": "user", "content": " fghij"}])
+    assert redactor.redact("abcde fghij") == "abcde fghij"
+
+
+def test_many_messages_are_one_source_each_still_its_own():
+    messages = [{"role": "user", "content": f"message number {index:06d}"} for index in range(20_000)]
+    redactor = Redactor(messages, wire.encode_messages(messages))
+    assert redactor.redact("HTTP 413: Payload Too Large") == "HTTP 413: Payload Too Large"
+    assert redactor.redact("bad: message number 019999!") == "bad: [redacted]!"
+    assert redactor.redact("bad: x 98 messag y") == "bad: x 98 messag y"  # only across two messages
+
+
+PASSWORD = "pa%40ss"  # "pa@ss", as written in a URL
+
+
+@pytest.mark.parametrize("shown", [
+    "pa@ss", "pa%40ss", "PA@SS", "alice:pa@ss", "alice:pa%40ss",
+    base64.b64encode(b"alice:pa@ss").decode(), "Basic " + base64.b64encode(b"alice:pa@ss").decode(),
+])
+def test_credentials_are_hidden_whole_however_short(shown):
+    redactor = Redactor(user("hi"), "", credential_forms("alice", PASSWORD))
+    hidden = redactor.redact(f"401: bad credentials {shown} for alice")
+    assert "pa@ss" not in hidden and "pa%40ss" not in hidden.lower()
+    assert base64.b64encode(b"alice:pa@ss").decode() not in hidden
+    assert hidden.startswith("401: bad credentials ") and hidden.endswith(" for alice")
+
+
+def test_a_spent_budget_hides_the_rest_of_the_text(monkeypatch):
+    prompt = "".join(f"{index:08x} " for index in range(20_000))
+    text = "upstream says: " + prompt[-41:-1]
+    assert Redactor(user(prompt)).redact(text) == "upstream says: [redacted]"
+    # Out of time at once, but every call may scan two sources' worth.
+    monkeypatch.setattr(redact, "REDACT_SECONDS", 0.0)
+    monkeypatch.setattr(redact, "_ALWAYS_SCANNED", len(prompt) * 2)
+    shown = Redactor(user(prompt)).redact("an error that quotes nothing of the prompt at all, but is long enough")
+    assert shown.startswith("an error") and shown.endswith(REDACTED) and len(shown) < 40
+    monkeypatch.setattr(redact, "_ALWAYS_SCANNED", 0)
+    assert Redactor(user(prompt)).redact(text) == REDACTED
+
+
+def test_sources_too_large_to_prepare_in_time_hide_the_whole_text(monkeypatch):
+    prompt = "".join(f"{index:08x} " for index in range(20_000))
+    assert Redactor(user(prompt)).redact("an error quoting nothing at all") == "an error quoting nothing at all"
+    monkeypatch.setattr(redact, "_ALWAYS_PREPARED", len(prompt) - 1)
+    monkeypatch.setattr(redact, "_PREP_SECONDS_ASCII", 1.0)
+    assert Redactor(user(prompt)).redact("an error quoting nothing at all") == REDACTED
+    redactor = Redactor(user(prompt))
+    monkeypatch.setattr(redact, "_ALWAYS_PREPARED", len(prompt))
+    assert redactor.redact("an error quoting nothing at all") == "an error quoting nothing at all"
+
+
+def test_without_time_for_the_json_forms_only_windows_with_a_backslash_are_hidden(monkeypatch):
+    prompt = "".join(f"{index:08x} " for index in range(20_000))
+    monkeypatch.setattr(redact, "_ALWAYS_PREPARED", 0)
+    # The plain form fits in a call's time, the JSON forms (four times its cost) do not.
+    monkeypatch.setattr(redact, "_PREP_SECONDS_ASCII", redact.REDACT_SECONDS / len(prompt) / 2)
+    text = "upstream: C:\\temp\\file.txt not found, and nothing else quoted"
+    shown = Redactor(user(prompt)).redact(text)
+    assert shown == "ups[redacted]not found, and nothing else quoted"  # the 10-character windows of both backslashes
+
+
+def test_only_one_character_lowers_to_two_and_casefolding_keeps_spans():
+    assert [chr(code) for code in range(sys.maxunicode + 1) if len(chr(code).lower()) != 1] == ["\u0130"]
+    redactor = Redactor(user("straße nach draußen"))
+    assert redactor.redact("x STRASSE NACH DRAUSSEN y") == "x [redacted] y"
+    assert redactor.redact("x straße nach draußen y") == "x [redacted] y"
+
+
 # --- the definition ----------------------------------------------------------
 
 def test_collapse_knows_every_whitespace_character():
@@ -148,7 +273,7 @@ def test_collapse_is_split_and_join(text):
     assert collapse(text) == " ".join(text.split())
 
 
-ALPHABET = st.sampled_from(list("ab ab \n\t\"\\é\u00a0\u2028🌃\x01"))
+ALPHABET = st.sampled_from(list("ab ab AB \n\t\"\\é\u00a0\u2028🌃\x00\x01%+20"))
 TEXTS = st.text(ALPHABET, max_size=40)
 
 
@@ -165,6 +290,9 @@ def quoting_case(draw):
         json.dumps(content),
         json.dumps(content, ensure_ascii=False),
         encoded,
+        content.upper(),
+        url_quote(content),
+        quote_plus(content),
     ]))
     start = draw(st.integers(0, len(form)))
     quote = form[start:start + draw(st.integers(0, 30))]

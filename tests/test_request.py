@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
+import tracemalloc
 
 import pytest
 
@@ -46,13 +48,36 @@ def test_proxy_credentials_for_https_go_to_the_connect_request():
     assert "Proxy-Authorization" not in request.headers
 
 
-def test_headers_are_one_dict_per_distinct_set_and_bad_ones_still_fail():
-    assert headers_for({"x-a": "1"}) is headers_for({"x-a": "1"})
+def test_headers_without_extras_are_shared_and_bad_ones_still_fail():
+    assert headers_for(None) is headers_for({})
     assert headers_for({"x-a": "1"})["x-a"] == "1"
     with pytest.raises(ValueError, match="names and values must be strings"):
         headers_for({"x-a": ["unhashable"]})
     with pytest.raises(ValueError, match="'host' cannot be set"):
         headers_for({"Host": "internal.example"})
+
+
+def test_callers_header_values_do_not_outlive_the_call():
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(10):
+            build_request(model="llama", messages=MESSAGES, base_url=BASE, headers={"x-big": f"{index}" * 2_000_000})
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 2_000_000  # one value is 2 MB; a cache kept all ten
+
+
+def test_credentials_of_the_base_url_and_proxy_are_hidden_in_quotes():
+    request = build_request(model="llama", messages=MESSAGES, base_url="http://bob:b%40se-pw@127.0.0.1:9/api",
+                            proxy="http://alice:pr0xy@127.0.0.1:3128")
+    echoed = ("authorization: Basic " + base64.b64encode(b"bob:b@se-pw").decode()
+              + " proxy-authorization: Basic " + base64.b64encode(b"alice:pr0xy").decode() + " b@se-pw PR0XY")
+    shown = request.origin.quote(echoed)
+    assert shown == "authorization: Basic [redacted] proxy-authorization: Basic [redacted] [redacted] [redacted]"
 
 
 def test_endpoint_prefers_the_argument_then_the_environment_value():

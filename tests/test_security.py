@@ -14,12 +14,14 @@ import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import pytest
 from aiohttp import web
 from g4f.errors import ResponseError, ResponseStatusError
 from helpers import ask, closed_port
 from offline import offline_env
+from ticker import LoopTicker
 
 from g4f_autonomous import wire
 from g4f_autonomous.emulator import BASE_PATH, Emulator, Fault
@@ -139,6 +141,60 @@ async def test_successful_answer_with_the_message_logs_none_of_it(emulator, g4f_
     items = await ask("llama", with_secret(), base_url=emulator.base_url)
     assert "".join(item for item in items if isinstance(item, str)) == f"llama heard: please remember this: {SECRET}. Thanks!"
     assert_not_quoted(SECRET, "\n".join(g4f_log))
+
+
+async def test_a_413_for_100000_messages_does_not_freeze_the_loop(emulator):
+    reason = "Request Entity Too Large: the request body is larger than the server is willing to process"
+    emulator.fault = Fault(status=413, body=reason, content_type="text/plain")
+    messages = [{"role": "user", "content": f"short message number {index}"} for index in range(100_000)]
+    async with LoopTicker() as ticker:
+        with pytest.raises(ResponseStatusError) as caught:
+            await ask("llama", messages, base_url=emulator.base_url, timeout=30)
+        await asyncio.sleep(0.05)  # the ticker must wake once after a stall to measure it
+    # The reason's first words at least (a slow machine may run out of redaction time before its end).
+    assert str(caught.value).startswith(f"HTTP 413 from {emulator.base_url}/chat: Request Entity")
+    assert ticker.longest < 0.5  # seconds: redacting this error held the loop 4.5-8 s
+
+
+async def test_an_upper_cased_or_url_encoded_echo_does_not_reveal_the_message(emulator, g4f_log):
+    echo = f"{SECRET.upper()} / {quote_plus(SECRET)}"
+    emulator.fault = Fault(status=400, body=f"rejected: {echo}", content_type="text/plain")
+    with pytest.raises(ResponseStatusError) as caught:
+        await ask("llama", with_secret(), base_url=emulator.base_url)
+    shown = everything_shown(caught.value, g4f_log)
+    for form in (SECRET, SECRET.upper(), quote_plus(SECRET)):
+        assert_not_quoted(form, shown)
+
+
+async def echo_authorization(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An upstream that answers 401 quoting the Authorization header it received, and its decoded value."""
+    try:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        lines = [line for line in head.split("\r\n") if line.lower().startswith("authorization:")]
+        token = lines[0].split()[-1] if lines else "none"
+        body = f"bad {lines} ({base64.b64decode(token).decode('latin-1') if lines else ''})".encode("latin-1")
+        writer.write(b"HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+    finally:
+        writer.close()
+
+
+async def test_base_url_credentials_echoed_by_the_upstream_are_not_revealed(g4f_log):
+    server = await asyncio.start_server(echo_authorization, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(ResponseError) as caught:
+            await ask("llama", with_secret(), base_url=f"http://alice:{PASSWORD}@127.0.0.1:{port}{BASE_PATH}", timeout=10)
+    finally:
+        server.close()
+        await server.wait_closed()
+    shown = everything_shown(caught.value, g4f_log)
+    assert str(caught.value).startswith(f"HTTP 401 from http://***@127.0.0.1:{port}{BASE_PATH}/chat: bad ")
+    token = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    for secret in (PASSWORD, token):
+        assert_not_quoted(secret, shown)
+    assert PASSWORD[:6] not in shown and token[:8] not in shown
 
 
 # --- proxy credentials ------------------------------------------------------
