@@ -15,10 +15,15 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
+import re
 import subprocess
 import sys
 import sysconfig
 import textwrap
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import g4f.Provider
@@ -26,8 +31,9 @@ import pytest
 from g4f.client import AsyncClient, Client
 from g4f.providers.base_provider import AsyncGeneratorProvider
 from g4f.providers.retry_provider import IterListProvider
-from helpers import closed_port_url
+from helpers import closed_port, closed_port_url
 from offline import offline_env
+from processes import stop_process
 
 import g4f_autonomous
 from g4f_autonomous import AutonomousAI, compat
@@ -154,6 +160,15 @@ def test_gui_provider_list_offers_it_with_g4f_keys():
 
 # --- in a fresh interpreter: by name, with nothing imported but g4f ------------------------------
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_blocks(language: str, marker: str) -> list[str]:
+    """The README's code blocks in ``language`` that contain ``marker``."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    return [block for block in blocks if marker in block]
+
+
 def run_python(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """``python *args`` offline in ``tmp_path``, seeing the copy of the plugin this process imported."""
     environment = offline_env(tmp_path, PYTHONPATH=str(Path(g4f_autonomous.__file__).parent.parent))
@@ -220,8 +235,7 @@ CONFIG_ROUTE = textwrap.dedent(
     from g4f.client import Client
     from g4f.cookies import get_cookies_dir, read_cookie_files
     with open(os.path.join(get_cookies_dir(), "config.yaml"), "w", encoding="utf-8") as config:
-        config.write('models:\\n  - name: "team-chat"\\n    providers:\\n'
-                     '      - provider: "AutonomousAI"\\n        model: "hermes"\\n')
+        config.write(sys.argv[2])
     read_cookie_files()  # what g4f api, g4f gui and g4f client do at start-up
     answer = Client().chat.completions.create(
         model="team-chat", messages=[{"role": "user", "content": "routed"}], base_url=sys.argv[1])
@@ -230,10 +244,48 @@ CONFIG_ROUTE = textwrap.dedent(
 )
 
 
-def test_a_config_yaml_route_to_autonomousai_answers(tmp_path, threaded_emulator):
+def test_the_readmes_config_yaml_route_to_autonomousai_answers(tmp_path, threaded_emulator):
     if importlib.util.find_spec("g4f.providers.config_provider") is None:
         pytest.skip(f"g4f {compat.G4F_VERSION} has no config.yaml routes")
     pytest.importorskip("yaml", reason="g4f reads config.yaml only with PyYAML installed")
-    done = run_python(tmp_path, "-c", CONFIG_ROUTE, threaded_emulator.base_url)
+    [route] = readme_blocks("yaml", "AutonomousAI")
+    done = run_python(tmp_path, "-c", CONFIG_ROUTE, threaded_emulator.base_url, route)
     assert (done.returncode, done.stdout) == (0, "hermes heard: routed AutonomousAI\n"), done.stderr
     assert [request.path for request in threaded_emulator.emulator.requests] == ["/api/v1/ai/chat-hermes"]
+
+
+# --- the README's offline recipe for g4f's servers, on this g4f ------------------------------------
+
+
+
+def test_readme_offline_recipe_lets_g4f_api_answer_a_chat(tmp_path, threaded_emulator):
+    pytest.importorskip("uvicorn", reason="g4f api needs the [api] extra")
+    port = closed_port()
+    # As the README says: g4f 0.5.x mounts no GUI in g4f api and has no --no-gui.
+    no_gui = "" if compat.G4F_VERSION.startswith("0.5.") else "--no-gui"
+    [recipe] = readme_blocks("sh", "offline=$(mktemp -d)")
+    script = f"{recipe}\nexec {sys.executable} -m g4f.cli api --bind 127.0.0.1:{port} {no_gui}\n"
+    # A user's environment: no cache or config folder of the tests', and mktemp's folders under tmp_path.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("G4F_")}
+    env.update(TMPDIR=str(tmp_path), G4F_AUTONOMOUS_BASE_URL=threaded_emulator.base_url,
+               PYTHONPATH=str(Path(g4f_autonomous.__file__).parent.parent))
+    log = tmp_path / "g4f-api.log"
+    with open(log, "w") as output:
+        server = subprocess.Popen(["bash", "-c", script], cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
+    request = {"provider": "AutonomousAI", "model": "hermes-3", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        answer = None
+        deadline = time.monotonic() + 90
+        while answer is None:
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            try:
+                post = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions",
+                                              data=json.dumps(request).encode(),
+                                              headers={"content-type": "application/json"})
+                with urllib.request.urlopen(post, timeout=30) as response:
+                    answer = json.load(response)
+            except (ConnectionError, urllib.error.URLError):
+                time.sleep(0.1)
+    finally:
+        stop_process(server, 30)
+    assert answer["choices"][0]["message"]["content"] == "hermes heard: hi", log.read_text()[-3000:]
