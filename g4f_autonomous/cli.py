@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from collections.abc import Sequence
 
-from .wire import BASE_URL_ENV, ENDPOINTS, MODEL_ALIASES
+from . import __version__
+from .wire import BASE_URL_ENV, DEFAULT_BASE_URL, ENDPOINTS, MODEL_ALIASES
 
 EXIT_OK, EXIT_UPSTREAM, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # what a shell reports for a program ended by Ctrl-C (128 + SIGINT)
 DEMO_PROMPT = "Hello from g4f-autonomous! Stream this answer back to me, please."
+CHECK_PROMPT = [{"role": "user", "content": "Reply with one word: OK"}]
+PROVIDER_NAME = "AutonomousAI"
+
+# An answer's text goes to a terminal: C0 controls but newline and tab, DEL and C1 controls
+# (ESC and CSI start the sequences that move the cursor, retitle windows or rewrite the screen).
+_TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class UsageError(Exception):
@@ -27,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as error:  # noqa: BLE001 - the CLI's contract: one line, a status
         from .compat import ModelNotFoundError
 
@@ -36,39 +45,77 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if usage else EXIT_UPSTREAM
 
 
+def port_number(text: str) -> int:
+    """argparse type of --port: 0 (any free port) to 65535; anything else is a usage error."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is out of range: a port is 0 (any free port) to 65535")
+    return port
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type of --timeout: a positive number of seconds."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not seconds > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return seconds
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="g4f-autonomous", description="The Autonomous AI provider for g4f.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version of g4f-autonomous and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    model_help = "model or alias, as listed by the models command (default: %(default)s)"
+    base_url_help = f"upstream base URL (default: ${BASE_URL_ENV}, else {DEFAULT_BASE_URL})"
 
-    demo = commands.add_parser("demo", help="stream a chat through g4f's client from a built-in emulator")
-    demo.add_argument("prompt", nargs="?", default=DEMO_PROMPT)
-    demo.add_argument("--model", default="llama-3.3-70b")
+    demo = commands.add_parser("demo", help="stream a chat through g4f's client from a built-in emulator",
+                               description="Start the emulator of the Autonomous AI service on 127.0.0.1 and "
+                                           "stream one chat from it through g4f.client.Client(provider="
+                                           "'AutonomousAI'). Needs no network.")
+    demo.add_argument("prompt", nargs="?", default=DEMO_PROMPT, help="the question (default: a greeting)")
+    demo.add_argument("--model", default="llama-3.3-70b", help=model_help)
     demo.set_defaults(run=_demo)
 
-    chat = commands.add_parser("chat", help="stream an answer to stdout through g4f's client")
+    chat = commands.add_parser("chat", help="stream an answer to stdout through g4f's client",
+                               description="Send one chat through g4f.client.Client(provider='AutonomousAI') "
+                                           "and print the answer as it arrives.")
     chat.add_argument("prompt", help="the question; '-' reads it from stdin")
-    chat.add_argument("--model", default="", help="model or alias (default: llama)")
+    chat.add_argument("--model", default="", help=model_help.replace("%(default)s", "llama"))
     chat.add_argument("--system", help="a system message to send first")
-    chat.add_argument("--base-url", help=f"upstream base URL (default: ${BASE_URL_ENV} or the public service)")
-    chat.add_argument("--proxy", help="http(s) proxy URL")
-    chat.add_argument("--timeout", type=float, help="seconds to wait for the answer and between events")
+    chat.add_argument("--base-url", help=base_url_help)
+    chat.add_argument("--proxy", help="http(s) proxy URL, e.g. http://user:pass@host:port")
+    chat.add_argument("--timeout", type=positive_seconds,
+                      help="seconds to wait for the answer and between its parts (default: 120)")
     chat.add_argument("--no-stream", action="store_true", help="print the answer once it is complete")
     chat.set_defaults(run=_chat)
 
-    models = commands.add_parser("models", help="list the models and aliases")
+    models = commands.add_parser("models", help="list the models, their endpoints and aliases",
+                                 description="List the models, their endpoints and aliases.")
     models.set_defaults(run=_models)
 
-    check = commands.add_parser("check", help="probe whether the service answers (exit 0 reachable, 1 not)")
-    check.add_argument("--base-url")
+    check = commands.add_parser("check", help="check that the service answers a chat the provider can read",
+                                description="Check the service: one GET of the base URL, then one tiny chat "
+                                            "(\"Reply with one word: OK\") read as the provider reads it. "
+                                            "Exit 0 when both work, 1 otherwise, with what is wrong.")
+    check.add_argument("--base-url", help=base_url_help)
     check.add_argument("--deep", action="store_true",
                        help="chat once with every endpoint and list what differs from the expected protocol "
                             "(exit 0 when all conform)")
-    check.add_argument("--timeout", type=float, default=30.0, help="seconds per endpoint with --deep")
+    check.add_argument("--timeout", type=positive_seconds, default=30.0,
+                       help="seconds per chat (default: %(default)s)")
     check.set_defaults(run=_check)
 
-    serve = commands.add_parser("serve", help="run the upstream emulator and print its base URL")
+    serve = commands.add_parser("serve", help="run the upstream emulator and print its base URL",
+                                description="Run the emulator of the Autonomous AI service until interrupted.")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    serve.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    serve.add_argument("--port", type=port_number, default=0, help="port, 0 to 65535 (default: 0, any free port)")
     serve.set_defaults(run=_serve)
     return parser
 
@@ -94,6 +141,20 @@ def _chat(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def check_model(model: str) -> None:
+    """Refuse ``AutonomousAI:hermes``: this command has chosen the provider, so only the model is wanted."""
+    prefix, colon, name = model.partition(":")
+    if colon and prefix.replace("-", "").replace("_", "").lower() == PROVIDER_NAME.lower():
+        hint = f"--model {name}" if name else "a model from the models command"
+        raise UsageError(f"--model {model!r} names the provider too, and {PROVIDER_NAME} is already chosen "
+                         f"here: use {hint}")
+
+
+def terminal_text(text: str) -> str:
+    """``text`` with every control character but newline and tab shown as U+FFFD, so it cannot drive a terminal."""
+    return _TERMINAL_CONTROL.sub("\ufffd", text)
+
+
 def _stream_chat(messages: list, model: str, base_url: str | None = None, proxy: str | None = None,
                  timeout: float | None = None, stream: bool = True) -> None:
     """Through g4f's own sync client, exactly as a g4f user would call it."""
@@ -101,17 +162,30 @@ def _stream_chat(messages: list, model: str, base_url: str | None = None, proxy:
 
     from . import AutonomousAI
 
+    check_model(model)
     # g4f's Client takes ``proxies``; a ``proxy=`` keyword would be silently ignored.
-    client = Client(provider=AutonomousAI, base_url=base_url, proxies=proxy)
-    extra = {"timeout": timeout} if timeout is not None else {}
-    if stream:
-        for chunk in client.chat.completions.create(messages=messages, model=model, stream=True, **extra):
-            if chunk.choices and chunk.choices[0].delta.content:
-                sys.stdout.write(chunk.choices[0].delta.content)
-                sys.stdout.flush()
-    else:
-        answer = client.chat.completions.create(messages=messages, model=model, stream=False, **extra)
-        sys.stdout.write(answer.choices[0].message.content or "")
+    client = Client(provider=AutonomousAI, proxies=proxy)
+    # The base URL goes with the call, whose keyword arguments g4f hands to the provider:
+    # g4f before 6.8.0 ignores Client(base_url=...) and would ask the public service instead.
+    extra: dict = {"base_url": base_url} if base_url else {}
+    if timeout is not None:
+        extra["timeout"] = timeout
+    line_open = False  # something is printed on a line not yet ended
+    try:
+        if stream:
+            for chunk in client.chat.completions.create(messages=messages, model=model, stream=True, **extra):
+                if chunk.choices and chunk.choices[0].delta.content:
+                    line_open = True  # before the write: Ctrl-C may land between the write and the next line
+                    sys.stdout.write(terminal_text(chunk.choices[0].delta.content))
+                    sys.stdout.flush()
+        else:
+            answer = client.chat.completions.create(messages=messages, model=model, stream=False, **extra)
+            sys.stdout.write(terminal_text(answer.choices[0].message.content or ""))
+    except BaseException:
+        if line_open:  # Ctrl-C or an error mid-answer: end the line, so the shell's prompt starts on its own
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        raise
     sys.stdout.write("\n")
     sys.stdout.flush()
 
@@ -144,7 +218,35 @@ def _check(args: argparse.Namespace) -> int:
     state = "reachable" if health["ok"] else "unreachable"
     detail = f" ({health['error']})" if health.get("error") else ""
     print(f"{health['url']}: {state}, HTTP {health['status']}{detail}")
-    return EXIT_OK if health["ok"] else EXIT_UPSTREAM
+    if not health["ok"]:
+        return EXIT_UPSTREAM
+    # Answering a GET proves little (any web server does): one tiny chat, read by the provider itself,
+    # shows the path is right and the server speaks the protocol.
+    problem = asyncio.run(_chat_problem(args.base_url, args.timeout))
+    if problem:
+        print(f"{health['url']}: {problem}")
+        return EXIT_UPSTREAM
+    return EXIT_OK
+
+
+async def _chat_problem(base_url: str | None, timeout: float) -> str:
+    """What is wrong with one tiny chat through the provider, as a sentence; "" when it answered."""
+    from .compat import G4FError
+    from .provider import AutonomousAI
+
+    text = []
+    try:
+        async for item in AutonomousAI.create_async_generator(
+                AutonomousAI.default_model, CHECK_PROMPT, base_url=base_url, timeout=timeout):
+            if isinstance(item, str):
+                text.append(item)
+    except G4FError as error:
+        found = f"{type(error).__name__}: {error}"
+        if re.search(r"\bHTTP (404|405)\b", str(error)):
+            return (f"answers, but has no chat endpoint below it ({found}); is the base URL right? "
+                    f"The service's is {DEFAULT_BASE_URL}")
+        return f"answers, but not a chat the provider can read ({found})"
+    return "" if "".join(text).strip() else "answers, but a test chat came back without any text"
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -13,7 +16,9 @@ import pytest
 from forward_proxy import ForwardProxy
 from helpers import closed_port_url
 from offline import offline_env
+from processes import stop_process
 
+from g4f_autonomous import __version__, cli
 from g4f_autonomous.emulator import Fault
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +128,38 @@ def test_check_reachable_emulator_exits_0(cli_env, threaded_emulator):
     assert (result.returncode, result.stdout) == (0, f"{threaded_emulator.base_url}: reachable, HTTP 200\n")
 
 
+def test_check_sends_one_tiny_chat_after_the_get(cli_env, threaded_emulator):
+    result = run_cli(cli_env, "check", "--base-url", threaded_emulator.base_url)
+    assert result.returncode == 0, result.stdout
+    [request] = threaded_emulator.emulator.requests
+    assert (request.path, request.messages) == ("/api/v1/ai/chat", cli.CHECK_PROMPT)
+
+
+def test_check_of_a_wrong_path_exits_1_saying_there_is_no_chat_endpoint(cli_env, threaded_emulator):
+    url = threaded_emulator.base_url.replace("/api/v1/ai", "/api/v1")
+    result = run_cli(cli_env, "check", "--base-url", url)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{url}: reachable, HTTP 404",
+        f"{url}: answers, but has no chat endpoint below it (ResponseStatusError: HTTP 404 from {url}/chat: "
+        "404: Not Found); is the base URL right? The service's is https://chatgpt.autonomous.ai/api/v1/ai",
+    ]
+
+
+@pytest.mark.parametrize("fault, found", [
+    (Fault(garbage=True), "ResponseError: "),
+    (Fault(body='{"hello": "world"}'), "ResponseError: "),
+    (Fault(status=500), "ResponseStatusError: HTTP 500 from "),
+], ids=["plain-text", "json-of-another-api", "http-500"])
+def test_check_of_a_server_that_does_not_speak_the_protocol_exits_1_saying_so(cli_env, threaded_emulator, fault, found):
+    threaded_emulator.emulator.fault = fault
+    result = run_cli(cli_env, "check", "--base-url", threaded_emulator.base_url)
+    assert result.returncode == 1
+    reachable, problem = result.stdout.splitlines()
+    assert reachable == f"{threaded_emulator.base_url}: reachable, HTTP 200"
+    assert problem.startswith(f"{threaded_emulator.base_url}: answers, but not a chat the provider can read ({found}")
+
+
 def test_check_closed_port_exits_1(cli_env):
     url = closed_port_url()
     result = run_cli(cli_env, "check", "--base-url", url)
@@ -175,3 +212,92 @@ def test_bad_usage_exits_2_with_argparse_message(cli_env, args, message):
     assert result.returncode == 2
     assert message in result.stderr.splitlines()[-1]
     assert "Traceback" not in result.stderr
+
+
+# --- the edges: version, help, ports, Provider:model, Ctrl-C, escape sequences ---------------
+
+def test_version_prints_the_one_version_number(cli_env):
+    result = run_cli(cli_env, "--version")
+    assert (result.returncode, result.stdout) == (0, f"g4f-autonomous {__version__}\n")
+    assert __version__ == "0.1.0"
+
+
+def every_option() -> list[tuple[str, argparse.Action]]:
+    """(command, option) for every option and argument of every command, -h aside."""
+    parser = cli._parser()
+    [commands] = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    found = [("", action) for action in parser._actions if action is not commands]
+    for name, command in commands.choices.items():
+        found += [(name, action) for action in command._actions]
+    return [(name, action) for name, action in found if not isinstance(action, argparse._HelpAction)]
+
+
+def test_every_option_has_help_text():
+    options = every_option()
+    assert len(options) >= 15
+    assert [f"{name} {action.dest}" for name, action in options if not (action.help or "").strip()] == []
+
+
+def test_demo_help_describes_its_options(cli_env):
+    result = run_cli(cli_env, "demo", "--help")
+    assert result.returncode == 0
+    assert "--model MODEL  model or alias" in result.stdout
+    assert "prompt         the question" in result.stdout
+    assert "emulator" in result.stdout
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "-1", "http"])
+def test_serve_port_out_of_range_is_a_usage_error(cli_env, port):
+    result = run_cli(cli_env, "serve", "--port", port)
+    assert result.returncode == 2, result.stderr
+    assert "argument --port: " in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("timeout", ["0", "-3", "nan"])
+def test_timeout_that_is_not_positive_is_a_usage_error(cli_env, timeout):
+    result = run_cli(cli_env, "chat", "hi", "--timeout", timeout)
+    assert result.returncode == 2
+    assert "argument --timeout: must be a positive number of seconds" in result.stderr
+
+
+@pytest.mark.parametrize("model", ["AutonomousAI:hermes", "autonomous-ai:hermes"])
+def test_provider_and_model_in_one_string_gets_a_hint(cli_env, threaded_emulator, model):
+    result = run_cli(cli_env, "chat", "hi", "--model", model, "--base-url", threaded_emulator.base_url)
+    assert_one_line_error(result, 2, "AutonomousAI is already chosen here: use --model hermes")
+    assert threaded_emulator.emulator.requests == []
+
+
+def test_ctrl_c_mid_stream_ends_the_line_and_exits_130(cli_env, threaded_emulator):
+    threaded_emulator.emulator.fault = Fault(stall_after=1, stall_seconds=30)
+    command = [sys.executable, "-m", "g4f_autonomous", "chat", "one two three", "--base-url", threaded_emulator.base_url]
+    process = subprocess.Popen(command, cwd=ROOT, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        shown = b""
+        while not shown.endswith(b"llama "):  # the first delta, then the stream stalls
+            piece = os.read(process.stdout.fileno(), 64)
+            assert piece, process.stderr.read()
+            shown += piece
+        process.send_signal(signal.SIGINT)
+        rest, errors = process.communicate(timeout=30)
+    finally:
+        stop_process(process)
+    assert process.returncode == 130, errors
+    assert shown + rest == b"llama \n"
+    assert b"Traceback" not in errors
+
+
+def test_control_sequences_in_an_answer_are_neutralised(cli_env, threaded_emulator):
+    hostile = "red\x1b[31m, title\x1b]0;owned\x07, bell\x07, back\r, csi\x9b2J, tab\t, line\n."
+    chunk = {"choices": [{"delta": {"content": hostile}, "finish_reason": "stop"}]}
+    threaded_emulator.emulator.fault = Fault(events=[json.dumps(chunk), "[DONE]"])
+    result = run_cli(cli_env, "chat", "hi", "--base-url", threaded_emulator.base_url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "red\ufffd[31m, title\ufffd]0;owned\ufffd, bell\ufffd, back\ufffd, csi\ufffd2J, tab\t, line\n.\n"
+
+
+def test_control_sequences_are_neutralised_without_streaming_too(cli_env, threaded_emulator):
+    threaded_emulator.emulator.fault = Fault(body=json.dumps(
+        {"choices": [{"message": {"content": "a\x1b[2Jb"}, "finish_reason": "stop"}]}))
+    result = run_cli(cli_env, "chat", "hi", "--no-stream", "--base-url", threaded_emulator.base_url)
+    assert (result.returncode, result.stdout) == (0, "a\ufffd[2Jb\n")

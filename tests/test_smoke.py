@@ -3,17 +3,27 @@
 CI runs this module alone on one g4f release at each boundary of g4f's
 internals (see .ci/run), and as part of the full suite on the newest. So it
 uses only what every supported g4f has: the client, ``g4f.Provider``'s
-``ProviderUtils``, ``IterListProvider`` and the GUI's ``Api``.
+``ProviderUtils``, ``IterListProvider`` and the GUI's ``Api``; what only some
+releases have (config.yaml routes) is skipped, saying so, where it is missing.
+
+The subprocess tests run the copy of the plugin this process imported (the
+installed one in CI's matrix), never the one in the working directory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import os
+import re
 import subprocess
 import sys
 import sysconfig
 import textwrap
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import g4f.Provider
@@ -21,10 +31,13 @@ import pytest
 from g4f.client import AsyncClient, Client
 from g4f.providers.base_provider import AsyncGeneratorProvider
 from g4f.providers.retry_provider import IterListProvider
-from helpers import closed_port_url
+from helpers import closed_port, closed_port_url
 from offline import offline_env
+from processes import stop_process
 
+import g4f_autonomous
 from g4f_autonomous import AutonomousAI, compat
+from g4f_autonomous.cli import DEMO_PROMPT
 from g4f_autonomous.emulator import answer_text
 
 HELLO = [{"role": "user", "content": "hello smoke"}]
@@ -143,3 +156,136 @@ def test_gui_provider_list_offers_it_with_g4f_keys():
     assert others, "g4f lists providers of its own"
     assert set(ours[0]) == set(others[0])
     assert ours[0]["label"] == AutonomousAI.label
+
+
+# --- in a fresh interpreter: by name, with nothing imported but g4f ------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_blocks(language: str, marker: str) -> list[str]:
+    """The README's code blocks in ``language`` that contain ``marker``."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    return [block for block in blocks if marker in block]
+
+
+def run_python(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python *args`` offline in ``tmp_path``, seeing the copy of the plugin this process imported."""
+    environment = offline_env(tmp_path, PYTHONPATH=str(Path(g4f_autonomous.__file__).parent.parent))
+    environment.pop("G4F_AUTONOMOUS_BASE_URL", None)
+    environment.pop("G4F_AUTONOMOUS_AUTOLOAD", None)
+    return subprocess.run([sys.executable, *args], cwd=tmp_path, env=environment,
+                          capture_output=True, text=True, timeout=120)
+
+
+CHAT_BY_NAME = textwrap.dedent(
+    """
+    import sys
+    from g4f.client import Client
+    answer = Client(provider="AutonomousAI").chat.completions.create(
+        model="hermes-3", messages=[{"role": "user", "content": "by name"}], base_url=sys.argv[1])
+    print(answer.choices[0].message.content)
+    """
+)
+
+
+def test_chat_by_name_in_a_fresh_interpreter_that_never_imports_the_plugin(tmp_path, threaded_emulator):
+    pth = Path(sysconfig.get_paths()["purelib"]) / "g4f_autonomous_autoload.pth"
+    assert pth.is_file(), "the smoke suite runs against a regular install"
+    done = run_python(tmp_path, "-c", CHAT_BY_NAME, threaded_emulator.base_url)
+    assert (done.returncode, done.stdout) == (0, "hermes heard: by name\n"), done.stderr
+
+
+# --- the command line, as a user runs it on this g4f ----------------------------------------------
+
+def test_cli_demo_streams_from_its_own_emulator(tmp_path, threaded_emulator):
+    done = run_python(tmp_path, "-m", "g4f_autonomous", "demo")
+    assert (done.returncode, done.stdout) == (0, f"llama heard: {DEMO_PROMPT}\n"), done.stderr
+    assert threaded_emulator.emulator.requests == []  # the demo's own emulator answered
+
+
+def test_cli_chat_goes_to_the_base_url_given(tmp_path, threaded_emulator):
+    # g4f before 6.8.0 ignores Client(base_url=...): this asked the public service there.
+    done = run_python(tmp_path, "-m", "g4f_autonomous", "chat", "smoke", "--base-url", threaded_emulator.base_url)
+    assert (done.returncode, done.stdout) == (0, "llama heard: smoke\n"), done.stderr
+    assert [request.path for request in threaded_emulator.emulator.requests] == ["/api/v1/ai/chat"]
+
+
+def test_cli_models_lists_the_five_models(tmp_path):
+    done = run_python(tmp_path, "-m", "g4f_autonomous", "models")
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["llama", "qwen_coder", "hermes", "vision", "summary"]
+
+
+def test_cli_check_passes_on_the_emulator_and_fails_on_a_wrong_path(tmp_path, threaded_emulator):
+    done = run_python(tmp_path, "-m", "g4f_autonomous", "check", "--base-url", threaded_emulator.base_url)
+    assert (done.returncode, done.stdout) == (0, f"{threaded_emulator.base_url}: reachable, HTTP 200\n"), done.stderr
+    wrong = threaded_emulator.base_url + "/nothing"
+    done = run_python(tmp_path, "-m", "g4f_autonomous", "check", "--base-url", wrong)
+    assert done.returncode == 1
+    assert "has no chat endpoint below it" in done.stdout
+
+
+# --- routing by g4f's config.yaml ------------------------------------------------------------------
+
+CONFIG_ROUTE = textwrap.dedent(
+    """
+    import os, sys
+    import g4f_autonomous
+    from g4f.client import Client
+    from g4f.cookies import get_cookies_dir, read_cookie_files
+    with open(os.path.join(get_cookies_dir(), "config.yaml"), "w", encoding="utf-8") as config:
+        config.write(sys.argv[2])
+    read_cookie_files()  # what g4f api, g4f gui and g4f client do at start-up
+    answer = Client().chat.completions.create(
+        model="team-chat", messages=[{"role": "user", "content": "routed"}], base_url=sys.argv[1])
+    print(answer.choices[0].message.content, answer.provider)
+    """
+)
+
+
+def test_the_readmes_config_yaml_route_to_autonomousai_answers(tmp_path, threaded_emulator):
+    if importlib.util.find_spec("g4f.providers.config_provider") is None:
+        pytest.skip(f"g4f {compat.G4F_VERSION} has no config.yaml routes")
+    pytest.importorskip("yaml", reason="g4f reads config.yaml only with PyYAML installed")
+    [route] = readme_blocks("yaml", "AutonomousAI")
+    done = run_python(tmp_path, "-c", CONFIG_ROUTE, threaded_emulator.base_url, route)
+    assert (done.returncode, done.stdout) == (0, "hermes heard: routed AutonomousAI\n"), done.stderr
+    assert [request.path for request in threaded_emulator.emulator.requests] == ["/api/v1/ai/chat-hermes"]
+
+
+# --- the README's offline recipe for g4f's servers, on this g4f ------------------------------------
+
+
+
+def test_readme_offline_recipe_lets_g4f_api_answer_a_chat(tmp_path, threaded_emulator):
+    pytest.importorskip("uvicorn", reason="g4f api needs the [api] extra")
+    port = closed_port()
+    # As the README says: g4f 0.5.x mounts no GUI in g4f api and has no --no-gui.
+    no_gui = "" if compat.G4F_VERSION.startswith("0.5.") else "--no-gui"
+    [recipe] = readme_blocks("sh", "offline=$(mktemp -d)")
+    script = f"{recipe}\nexec {sys.executable} -m g4f.cli api --bind 127.0.0.1:{port} {no_gui}\n"
+    # A user's environment: no cache or config folder of the tests', and mktemp's folders under tmp_path.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("G4F_")}
+    env.update(TMPDIR=str(tmp_path), G4F_AUTONOMOUS_BASE_URL=threaded_emulator.base_url,
+               PYTHONPATH=str(Path(g4f_autonomous.__file__).parent.parent))
+    log = tmp_path / "g4f-api.log"
+    with open(log, "w") as output:
+        server = subprocess.Popen(["bash", "-c", script], cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
+    request = {"provider": "AutonomousAI", "model": "hermes-3", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        answer = None
+        deadline = time.monotonic() + 90
+        while answer is None:
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            try:
+                post = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions",
+                                              data=json.dumps(request).encode(),
+                                              headers={"content-type": "application/json"})
+                with urllib.request.urlopen(post, timeout=30) as response:
+                    answer = json.load(response)
+            except (ConnectionError, urllib.error.URLError):
+                time.sleep(0.1)
+    finally:
+        stop_process(server, 30)
+    assert answer["choices"][0]["message"]["content"] == "hermes heard: hi", log.read_text()[-3000:]
