@@ -415,7 +415,10 @@ def _with_routed_models(models: dict) -> dict:
 
 
 def keep_out_of_saved_lists(module: Any, provider: type) -> bool:
-    """Take ``provider`` out of everything g4f's GUI module (g4f.gui.server.api) writes to disk."""
+    """Take ``provider`` out of everything g4f's GUI module (g4f.gui.server.api) writes to disk.
+
+    Returns whether the module saves lists at all (False: nothing to keep it out of).
+    """
     name = provider.__name__
     patched = False
     storage = getattr(module, "storage", None)  # g4f's FileStorage: "<version>/providers", "<version>/all_models"

@@ -35,10 +35,9 @@ from g4f_autonomous.emulator import EmulatorThread
 G4F_VERSION = version("g4f")
 NAME = "AutonomousAI"
 ALIASES = ["llama-3.3-70b", "qwen-2.5-coder-32b", "hermes-3", "llama-3.2-90b", "llama-3.2-70b"]
-# What each alias asks of the upstream, and which aliases AutonomousAI alone serves (g4f has no other provider).
+# What each alias asks of the upstream.
 UPSTREAM = {"llama-3.3-70b": "llama", "qwen-2.5-coder-32b": "qwen_coder", "hermes-3": "hermes",
             "llama-3.2-90b": "vision", "llama-3.2-70b": "summary"}
-SERVED_ONLY_BY_IT = {"hermes-3", "llama-3.2-70b"}
 PLUGIN_OFF = {"G4F_AUTONOMOUS_AUTOLOAD": "0"}
 
 
@@ -107,7 +106,11 @@ GUI_PROBE = textwrap.dedent(
     import g4f.debug
     g4f.debug.version_check = False
     from g4f.gui.server.api import Api
-    providers = [entry["name"] for entry in Api.get_providers()]
+    try:
+        providers = [entry["name"] for entry in Api.get_providers()]
+    except Exception as error:  # g4f 8.3.x's own list recurses without end here, plugin or not
+        print(json.dumps({"failed": type(error).__name__}))
+        sys.exit(0)
     models = Api().get_all_models() if hasattr(Api, "get_all_models") else {}
     # Read again: now from what the first call saved, the lists must be the same.
     again = [entry["name"] for entry in Api.get_providers()] == providers and (
@@ -119,11 +122,14 @@ GUI_PROBE = textwrap.dedent(
 
 
 def test_gui_saved_lists_are_the_ones_g4f_alone_saves(tmp_path):
-    """g4f's GUI saves its provider list and models per provider in its cache folder, 8.1.x without expiry."""
+    """From 8.1 g4f's GUI saves its provider list and models per provider in its cache folder, without expiry.
+
+    Before 8.1 it saves neither: then the test shows that the GUI writes nothing at all, plugin or not.
+    """
     pytest.importorskip("flask", reason="g4f's GUI needs the [gui] extra")
-    if not gui_module_has("storage.set("):
-        pytest.skip(f"g4f {G4F_VERSION}'s GUI saves no provider list")
     without = run_probe(tmp_path / "without", GUI_PROBE, **PLUGIN_OFF)
+    if "failed" in without:
+        pytest.skip(f"g4f {G4F_VERSION}'s own GUI provider list fails: {without['failed']}")
     with_it = run_probe(tmp_path / "with", GUI_PROBE)
     assert (without["plugin"], with_it["plugin"]) == (False, True)
     assert without["read_again_same"] and with_it["read_again_same"]
@@ -340,7 +346,6 @@ def test_routing_on_sends_each_alias_to_it(routing):
         assert route["map"] == sorted({*without[alias]["map"], NAME}), alias
         if route["tried"] is not None:
             assert NAME in route["tried"], alias
-    for alias in SERVED_ONLY_BY_IT:
-        assert routing["on"]["routes"][alias]["map"] == [NAME], alias
-        assert routing["on"]["routes"][alias]["tried"] in (None, [NAME]), alias
+        if not without[alias]["map"]:  # g4f alone has no provider for it (8.8.6: hermes-3, llama-3.2-70b)
+            assert route["tried"] in (None, [NAME]), alias
 
