@@ -459,9 +459,9 @@ def hide_from_model_discovery(module: Any, provider: type) -> bool:
     """Keep ``provider`` out of g4f's search for a model's providers (g4f.providers.provider_router).
 
     From 8.8 g4f also routes a model name to any registered provider that lists
-    it (``ProviderRouter.all_providers``), map or no map. Leaving routing to g4f
-    alone means leaving the provider out of that search too; by name it stays
-    reachable, as ``from_name`` is not involved.
+    it (``ProviderRouter.all_providers``), map or no map. The plugin routes only
+    what it puts into g4f's model map, so it stays out of that search; by name
+    it stays reachable, as ``from_name`` is not involved.
     """
     router: Any = getattr(module, "ProviderRouter", None)
     raw = vars(router).get("all_providers") if isinstance(router, type) else None

@@ -11,8 +11,9 @@ provider and model lists), the entry is added where g4f reads the list and
 taken out of what g4f writes, so g4f's files are exactly what g4f alone would
 write, and uninstalling the plugin leaves nothing behind.
 
-``G4F_AUTONOMOUS_ROUTING=0`` leaves g4f's model routing (no provider named)
-as it is without the plugin; the provider stays selectable by name.
+Model names without a provider reach AutonomousAI only through its five
+public aliases (g4f's model map); ``G4F_AUTONOMOUS_ROUTING=0`` leaves g4f's
+model routing as it is without the plugin, the provider still selectable by name.
 """
 
 from __future__ import annotations
@@ -42,8 +43,7 @@ def register() -> type[AutonomousAI]:
         AutonomousAI.model_aliases["auto"] = AutonomousAI.default_model
     if routing_enabled():
         when_imported("g4f.providers.any_provider", _add_model_routes)
-    else:
-        when_imported("g4f.providers.provider_router", _hide_from_model_discovery)
+    when_imported("g4f.providers.provider_router", _hide_from_model_discovery)
     when_imported("g4f.gui.server.api", _patch_gui_provider_list)
     return AutonomousAI
 
@@ -60,7 +60,12 @@ def _add_model_routes(module: Any) -> None:
 
 
 def _hide_from_model_discovery(module: Any) -> None:
-    """With routing off, g4f 8.8's search for a model's providers must not find AutonomousAI either."""
+    """g4f 8.8's search for a model's providers would route the upstream names ("qwen_coder", "vision") too.
+
+    Routing is the five public aliases, or nothing: a search by upstream name
+    would take "qwen_coder" from Pollinations, and with routing off it would
+    still send "hermes-3" here.
+    """
     compat.hide_from_model_discovery(module, AutonomousAI)
 
 

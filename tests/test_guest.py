@@ -35,6 +35,8 @@ from g4f_autonomous.emulator import EmulatorThread
 G4F_VERSION = version("g4f")
 NAME = "AutonomousAI"
 ALIASES = ["llama-3.3-70b", "qwen-2.5-coder-32b", "hermes-3", "llama-3.2-90b", "llama-3.2-70b"]
+# The upstream's own model names: no route to AutonomousAI (g4f's "llama" is its alias of llama-3.3-70b).
+UPSTREAM_NAMES = ["qwen_coder", "hermes", "vision", "summary"]
 # What each alias asks of the upstream.
 UPSTREAM = {"llama-3.3-70b": "llama", "qwen-2.5-coder-32b": "qwen_coder", "hermes-3": "hermes",
             "llama-3.2-90b": "vision", "llama-3.2-70b": "summary"}
@@ -112,9 +114,11 @@ GUI_PROBE = textwrap.dedent(
         print(json.dumps({"failed": type(error).__name__}))
         sys.exit(0)
     models = Api().get_all_models() if hasattr(Api, "get_all_models") else {}
-    # Read again: now from what the first call saved, the lists must be the same.
-    again = [entry["name"] for entry in Api.get_providers()] == providers and (
-        Api().get_all_models() == models if models else True)
+    # Read again, from what the first call saved where g4f saves: the same providers, the same router models
+    # (the other models per provider may differ: a catalogue fetch races in g4f, plugin or not).
+    models_again = Api().get_all_models() if models else {}
+    again = [entry["name"] for entry in Api.get_providers()] == providers and sorted(models_again) == sorted(
+        models) and models_again.get("AnyProvider") == models.get("AnyProvider")
     print(json.dumps({"plugin": "g4f_autonomous" in sys.modules, "providers": providers,
                       "models_of": sorted(models), "read_again_same": again}))
     """
@@ -291,8 +295,16 @@ ROUTE_PROBE = textwrap.dedent(
     routes = {alias: {**outcome(model=alias), "map": sorted(model_map.get(alias, {}))} for alias in sys.argv[1:]}
     by_name = {"provider=AutonomousAI": outcome(model="hermes-3", provider="AutonomousAI"),
                "model=AutonomousAI:hermes": outcome(model="AutonomousAI:hermes")}
+    # Where g4f's API server and GUI look a provider name up, and the GUI's provider list.
+    from g4f.Provider import ProviderUtils
+    listed = {"by name": getattr(ProviderUtils.convert.get("AutonomousAI"), "__name__", None)}
+    try:
+        from g4f.gui.server.api import Api
+        listed["gui"] = "AutonomousAI" in [entry["name"] for entry in Api.get_providers()]
+    except Exception:  # no [gui] extra, or g4f 8.3.x's own list failing offline
+        listed["gui"] = None
     print(json.dumps({"plugin": "g4f_autonomous" in sys.modules, "routes": routes, "by_name": by_name,
-                      "has_router": bool(model_map)}))
+                      "listed": listed, "has_router": bool(model_map)}))
     """
 )
 
@@ -312,10 +324,11 @@ def routing(upstream, tmp_path_factory) -> dict[str, dict]:
     """The five aliases, asked with no provider named: plugin on, routing off, plugin off."""
     root = tmp_path_factory.mktemp("routing")
     base = {"G4F_AUTONOMOUS_BASE_URL": upstream.base_url}
+    names = [*ALIASES, *UPSTREAM_NAMES]
     return {
-        "on": run_probe(root / "on", ROUTE_PROBE, *ALIASES, **base),
-        "off": run_probe(root / "off", ROUTE_PROBE, *ALIASES, G4F_AUTONOMOUS_ROUTING="0", **base),
-        "without": run_probe(root / "without", ROUTE_PROBE, *ALIASES, **PLUGIN_OFF, **base),
+        "on": run_probe(root / "on", ROUTE_PROBE, *names, **base),
+        "off": run_probe(root / "off", ROUTE_PROBE, *names, G4F_AUTONOMOUS_ROUTING="0", **base),
+        "without": run_probe(root / "without", ROUTE_PROBE, *names, **PLUGIN_OFF, **base),
     }
 
 
@@ -329,6 +342,9 @@ def test_routing_off_leaves_g4f_routing_as_without_the_plugin(routing):
 
 
 def test_routing_off_keeps_it_selectable_by_name(routing, upstream):
+    assert routing["off"]["listed"] == routing["on"]["listed"]
+    assert routing["off"]["listed"]["by name"] == NAME  # g4f's API server finds it by this lookup
+    assert routing["off"]["listed"]["gui"] in (True, None)  # None: this g4f's GUI list is not available
     assert routing["off"]["by_name"] == routing["on"]["by_name"]
     assert routing["off"]["by_name"]["provider=AutonomousAI"]["answer"] == [NAME, "hermes heard: ping"]
     if routing["off"]["has_router"]:  # "Provider:model" strings are read by g4f's model router (8 on)
@@ -339,7 +355,8 @@ def test_routing_on_sends_each_alias_to_it(routing):
     if not routing["on"]["has_router"]:
         pytest.skip(f"g4f {G4F_VERSION} has no model router (g4f.providers.any_provider, 8 on)")
     without = routing["without"]["routes"]
-    for alias, route in routing["on"]["routes"].items():
+    for alias in ALIASES:
+        route = routing["on"]["routes"][alias]
         # Offline, g4f's other providers fail, so the answer is AutonomousAI's: the alias reached it.
         assert route.get("answer") == [NAME, f"{UPSTREAM[alias]} heard: ping"], (alias, route)
         # It joins the route g4f had; where g4f had none, it is the route.
@@ -349,3 +366,9 @@ def test_routing_on_sends_each_alias_to_it(routing):
         if not without[alias]["map"]:  # g4f alone has no provider for it (8.8.6: hermes-3, llama-3.2-70b)
             assert route["tried"] in (None, [NAME]), alias
 
+
+
+def test_upstream_model_names_route_as_without_the_plugin(routing):
+    """Only the aliases route to it: g4f 8.8 would also have found it by its upstream names ("qwen_coder")."""
+    for name in UPSTREAM_NAMES:
+        assert routing["on"]["routes"][name] == routing["without"]["routes"][name], name

@@ -221,6 +221,18 @@ def test_vision_alias_is_a_vision_model_for_routing():
     assert "llama-3.2-90b" in AnyModelProviderMixin.vision_models
 
 
+def test_g4f_model_discovery_does_not_route_upstream_names_to_it(emulator_env):
+    # g4f 8.8 searches every registered provider's model list for a name missing from its map:
+    # "qwen_coder" would go here instead of to Pollinations. Only the public aliases route here.
+    from g4f.client import Client
+    from g4f.providers.provider_router import ProviderRouter
+
+    assert AutonomousAI not in ProviderRouter.all_providers()
+    with pytest.raises(Exception):  # noqa: B017 - whatever g4f's own route fails with, offline
+        Client().chat.completions.create(model="summary", messages=PING, ignored=["G4FSpace"])
+    assert emulator_env.emulator.requests == []
+
+
 def test_g4f_ranks_autonomousai_among_candidates_for_shared_model():
     # What AnyProvider does for "llama-3.3-70b": the map's providers, ranked.
     from g4f.providers.any_provider import AnyModelProviderMixin
