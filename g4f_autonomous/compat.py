@@ -34,7 +34,7 @@ __all__ = [
     "RateLimitError", "ResponseError", "ResponseStatusError", "TimeoutError", "Usage",
     "G4FError", "G4F_VERSION", "add_model_routes", "auto_model_supported", "gui_entry", "has_health_routes",
     "hide_from_model_discovery", "keep_out_of_saved_lists", "patch_gui_provider_list", "register_provider",
-    "registry_layout", "repair_saved_lists", "warn_changed", "without_provider",
+    "registry_layout", "warn_changed", "without_provider",
 ]
 
 
@@ -450,36 +450,6 @@ def keep_out_of_saved_lists(module: Any, provider: type) -> bool:
             api._write_providers_cache = staticmethod(write_without)
         patched = True
     return patched
-
-
-def repair_saved_lists(module: Any, provider: type) -> list[str]:
-    """Take ``provider`` out of lists g4f saved while an earlier release of the plugin (0.1.0) let it in.
-
-    Those lists have no expiry: without this, a user who upgrades and then
-    uninstalls would still see AutonomousAI in g4f's GUI. A list that does not
-    name it is not touched. Returns what was rewritten.
-    """
-    name = provider.__name__
-    repaired: list[str] = []
-    try:
-        storage = getattr(module, "storage", None)
-        version = getattr(getattr(module, "version_utils", None), "current_version", None)
-        if isinstance(version, str) and callable(getattr(storage, "get", None)):
-            for key in (f"{version}/providers", f"{version}/all_models"):
-                saved = storage.get(key)  # type: ignore[union-attr]
-                if saved is not None and _as_g4f_saves(saved, name) != saved:
-                    storage.set(key, _as_g4f_saves(saved, name))  # type: ignore[union-attr]
-                    repaired.append(key)
-        api: Any = getattr(module, "Api", None)
-        read = vars(api).get("_read_providers_cache") if isinstance(api, type) else None
-        if isinstance(read, staticmethod) and callable(read.__func__):
-            saved = read.__func__()
-            if isinstance(saved, list) and _as_g4f_saves(saved, name) != saved:
-                api._write_providers_cache(_as_g4f_saves(saved, name))
-                repaired.append("providers.json")
-    except Exception as error:  # a changed g4f: the lists stay as they are, g4f's import goes on
-        warn_changed("g4f.gui.server.api's saved lists", f"{type(error).__name__}: {error}")
-    return repaired
 
 
 # --- model discovery (8.8 on) ----------------------------------------------------------

@@ -79,5 +79,4 @@ def gui_entry(keys: list[str] | None = None) -> dict[str, Any]:
 def _patch_gui_provider_list(module: Any) -> None:
     """The GUI serves lists g4f saved without the plugin: add our entry on the way out, keep it out of the files."""
     compat.keep_out_of_saved_lists(module, AutonomousAI)
-    compat.repair_saved_lists(module, AutonomousAI)  # what g4f saved while 0.1.0 of the plugin was loaded
     compat.patch_gui_provider_list(module, AutonomousAI)

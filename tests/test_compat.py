@@ -201,14 +201,9 @@ class SavedLists:
                 module.storage.set("8.8.6/all_models", result)
                 return result
 
-            @staticmethod
-            def _read_providers_cache():
-                return files.get("packaged")
-
         module = types.ModuleType("g4f.gui.server.api")
         module.storage = Storage()
         module.Api = Api
-        module.version_utils = types.SimpleNamespace(current_version="8.8.6")
         self.module = module
 
 
@@ -226,27 +221,6 @@ def test_saved_lists_are_g4f_own_and_readers_add_the_provider():
     assert api.get_providers() == computed == [{"name": "Other", "label": "Other"},
                                                {"name": "AutonomousAI", "label": AutonomousAI.label}]
     assert api().get_all_models() == models == {"Other": ["other-1"], "AutonomousAI": list(AutonomousAI.models)}
-
-
-def test_lists_saved_with_the_plugin_by_its_first_release_are_repaired():
-    gui = SavedLists()
-    ours = compat.gui_entry(AutonomousAI, ["name", "label"])
-    other = {"name": "Other", "label": "Other"}
-    gui.files.update({"8.8.6/providers": [other, ours], "packaged": [other, ours],
-                      "8.8.6/all_models": {"Other": [], "AutonomousAI": ["llama"]}})
-    compat.keep_out_of_saved_lists(gui.module, AutonomousAI)
-    assert sorted(compat.repair_saved_lists(gui.module, AutonomousAI)) == [
-        "8.8.6/all_models", "8.8.6/providers", "providers.json"]
-    assert gui.files == {"8.8.6/providers": [other], "packaged": [other], "8.8.6/all_models": {"Other": []}}
-    assert compat.repair_saved_lists(gui.module, AutonomousAI) == []  # g4f's own lists: left alone
-
-
-def test_repair_on_a_changed_gui_warns_and_goes_on(capsys, fresh_warnings):
-    gui = SavedLists()
-    gui.module.version_utils = types.SimpleNamespace(current_version="8.8.6")
-    gui.module.storage = types.SimpleNamespace(get=lambda key: 1 / 0)
-    assert compat.repair_saved_lists(gui.module, AutonomousAI) == []
-    one_warning(capsys, fresh_warnings, "g4f.gui.server.api's saved lists")
 
 
 def test_saved_lists_leave_alone_what_names_no_provider():

@@ -154,40 +154,6 @@ def test_gui_saved_lists_are_the_ones_g4f_alone_saves(tmp_path):
     assert files_under(tmp_path / "with") == saved
 
 
-ENTRY_OF_0_1_0 = {"name": NAME, "label": "Autonomous AI"}  # as g4f saved it while 0.1.0 was loaded (fewer keys)
-
-
-def plant_entry_of_0_1_0(path: Path) -> None:
-    """Put AutonomousAI into one of g4f's saved lists, as g4f did while the plugin's 0.1.0 was loaded."""
-    value = json.loads(path.read_bytes())
-    if isinstance(value, list):
-        value.append(ENTRY_OF_0_1_0)
-    else:
-        value[NAME] = ["llama", "hermes"]
-    path.write_text(json.dumps(value))
-
-
-def test_gui_lists_saved_under_0_1_0_are_repaired(tmp_path):
-    """Lists g4f saved while the plugin's first release was loaded lose its entry, so an uninstall leaves none."""
-    pytest.importorskip("flask", reason="g4f's GUI needs the [gui] extra")
-    without = run_probe(tmp_path, GUI_PROBE, **PLUGIN_OFF)
-    if "failed" in without:
-        pytest.skip(f"g4f {G4F_VERSION}'s own GUI provider list fails: {without['failed']}")
-    saved = sorted(tmp_path.rglob(f".models/{G4F_VERSION}/*.json"))
-    if not saved:
-        pytest.skip(f"g4f {G4F_VERSION}'s GUI saves no list in its cache folder (8.1 on)")
-    own = files_under(tmp_path)
-    for path in saved:
-        plant_entry_of_0_1_0(path)
-    assert len(naming_it(files_under(tmp_path))) == len(saved)
-
-    run_probe(tmp_path, GUI_PROBE)  # the plugin, upgraded
-    assert naming_it(files_under(tmp_path)) == []
-    assert same_content(files_under(tmp_path), own)
-    after = run_probe(tmp_path, GUI_PROBE, **PLUGIN_OFF)  # then uninstalled
-    assert after["providers"] == without["providers"]
-
-
 # --- 1. nothing left behind: g4f's packaged providers.json (8.7.4 on) ----------------------
 
 
@@ -288,14 +254,6 @@ def test_ignored_providers_rewrite_providers_json_as_g4f_alone_would(tmp_path, p
     assert NAME not in after
     assert after == [entry["name"] for entry in json.loads(written_without)]
     assert packaged_list.read_bytes() == written_without
-
-
-def test_packaged_list_saved_under_0_1_0_is_repaired(tmp_path, packaged_list):
-    own = json.loads(packaged_list.read_bytes())
-    plant_entry_of_0_1_0(packaged_list)
-    run_probe(tmp_path, GUI_PROBE)  # the plugin, upgraded: importing g4f's GUI repairs the list
-    assert json.loads(packaged_list.read_bytes()) == own
-    assert NAME not in run_probe(tmp_path, GUI_PROBE, **PLUGIN_OFF)["providers"]  # then uninstalled
 
 
 def test_ignoring_it_keeps_it_out_of_the_gui_list(tmp_path, packaged_list):
