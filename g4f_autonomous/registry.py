@@ -9,9 +9,7 @@ imports them, through ``when_imported``.
 Nothing registered here reaches a file: where g4f saves a list (the GUI's
 provider and model lists), the entry is added where g4f reads the list and
 taken out of what g4f writes, so g4f's files are exactly what g4f alone would
-write, and uninstalling the plugin leaves nothing behind. Lists g4f saved
-while the plugin's 0.1.0 was loaded (which named it) lose that entry when
-g4f's GUI is imported.
+write, and uninstalling the plugin leaves nothing behind.
 
 Model names without a provider reach AutonomousAI only through its five
 public aliases (g4f's model map); ``G4F_AUTONOMOUS_ROUTING=0`` leaves g4f's
