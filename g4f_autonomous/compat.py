@@ -33,7 +33,8 @@ __all__ = [
     "CloudflareError", "FinishReason", "JsonConversation", "ModelNotFoundError", "ProviderNotWorkingError",
     "RateLimitError", "ResponseError", "ResponseStatusError", "TimeoutError", "Usage",
     "G4FError", "G4F_VERSION", "add_model_routes", "auto_model_supported", "gui_entry", "has_health_routes",
-    "patch_gui_provider_list", "register_provider", "registry_layout", "warn_changed",
+    "hide_from_model_discovery", "keep_out_of_saved_lists", "patch_gui_provider_list", "register_provider",
+    "registry_layout", "warn_changed", "without_provider",
 ]
 
 
@@ -49,6 +50,8 @@ def _g4f_version() -> str:
 G4F_VERSION = _g4f_version()
 
 _lock = threading.RLock()
+# Model names the plugin added to g4f's router list (AnyProvider's models): kept out of what g4f saves.
+_routed_models: list[str] = []
 _warned: set[str] = set()
 _stderr_used = False
 
@@ -234,6 +237,7 @@ def add_model_routes(module: Any, provider: type, routes: dict[str, str]) -> boo
             providers[name] = model
             if models and public_name not in models:
                 models.append(public_name)
+                _append_once(_routed_models, public_name)
             counts = getattr(mixin, "models_count", None)
             if isinstance(counts, dict):
                 counts[public_name] = len(providers)
@@ -300,8 +304,19 @@ def gui_entry(provider: type, keys: list[str] | None = None) -> dict[str, Any]:
     return entry
 
 
+def _ignored_by_g4f(name: str) -> bool:
+    """Whether the user told g4f to leave this provider out (``--ignored-providers``, ``G4F_IGNORED_PROVIDERS``)."""
+    registry = sys.modules.get("g4f.Provider")
+    ignored = getattr(getattr(registry, "ProviderLoader", None), "ignored", None)
+    return isinstance(ignored, (list, tuple, set)) and name in ignored
+
+
+def _offered(provider: type) -> bool:
+    return bool(getattr(provider, "working", False)) and not _ignored_by_g4f(provider.__name__)
+
+
 def patch_gui_provider_list(module: Any, provider: type) -> bool:
-    """Make g4f's GUI list ``provider``: its Api.get_providers may serve a list cached before the plugin."""
+    """Make g4f's GUI list ``provider``: its Api.get_providers may serve a list g4f saved without it."""
     api: Any = getattr(module, "Api", None)
     raw = vars(api).get("get_providers") if isinstance(api, type) else None
     if not isinstance(raw, staticmethod) or not callable(raw.__func__):
@@ -313,7 +328,7 @@ def patch_gui_provider_list(module: Any, provider: type) -> bool:
 
     def get_providers(*args: Any, **kwargs: Any) -> Any:
         providers = original(*args, **kwargs)
-        if not getattr(provider, "working", False) or not isinstance(providers, list):
+        if not _offered(provider) or not isinstance(providers, list):
             return providers
         entries = [p for p in providers if isinstance(p, dict)]
         if any(p.get("name") == provider.__name__ for p in entries):
@@ -324,4 +339,145 @@ def patch_gui_provider_list(module: Any, provider: type) -> bool:
     functools.update_wrapper(get_providers, original)
     get_providers._autonomous_ai = True  # type: ignore[attr-defined]  # our mark: patch once
     api.get_providers = staticmethod(get_providers)
+    _patch_gui_model_list(api, provider)
+    return True
+
+
+def _patch_gui_model_list(api: Any, provider: type) -> None:
+    """The GUI's models per provider (``Api.get_all_models``) may come from a file saved without ``provider``."""
+    original = vars(api).get("get_all_models")
+    if original is None:  # a GUI without the route: nothing to add to
+        return
+    if not callable(original) or isinstance(original, (staticmethod, classmethod)):
+        warn_changed("g4f.gui.server.api.Api.get_all_models", "not a method: the GUI may miss AutonomousAI's models")
+        return
+    if getattr(original, "_autonomous_ai", False):
+        return
+
+    def get_all_models(self: Any, *args: Any, **kwargs: Any) -> Any:
+        models = original(self, *args, **kwargs)
+        if not isinstance(models, dict):
+            return models
+        models = _with_routed_models(models)
+        if not _offered(provider) or provider.__name__ in models:
+            return models
+        return {**models, provider.__name__: list(getattr(provider, "models", None) or [])}
+
+    functools.update_wrapper(get_all_models, original)
+    get_all_models._autonomous_ai = True  # type: ignore[attr-defined]
+    api.get_all_models = get_all_models
+
+
+# --- what g4f saves: its own lists, never AutonomousAI -----------------------------------
+# g4f's GUI saves the provider list it computed (and the models per provider) to
+# files that outlive the process, some without expiry (a cache folder per g4f
+# version; from 8.7.4 also providers.json inside g4f's package). What it computes
+# includes every registered provider, so the plugin's entry is taken out of what
+# is written, and put back by the readers above: the files stay exactly what g4f
+# alone would write, and an uninstall leaves nothing naming AutonomousAI behind.
+
+
+def without_provider(value: Any, name: str) -> Any:
+    """``value`` as g4f saves it, less ``name``: a provider list without its entry, a map without its key."""
+    if isinstance(value, list):
+        return [item for item in value if not (isinstance(item, dict) and item.get("name") == name)]
+    if isinstance(value, dict) and name in value:
+        return {key: item for key, item in value.items() if key != name}
+    return value
+
+
+def _router_names() -> set[str]:
+    """Names of g4f's model-router providers (AnyProvider, ...), whose model list carries the plugin's routes."""
+    module = sys.modules.get("g4f.providers.any_provider")
+    mixin = getattr(module, "AnyModelProviderMixin", None)
+    if not isinstance(mixin, type):
+        return set()
+    return {name for name, value in vars(module).items() if isinstance(value, type) and issubclass(value, mixin)}
+
+
+def _as_g4f_saves(value: Any, name: str) -> Any:
+    """What g4f alone would save: no entry for the provider, no routed names in the router's model list."""
+    value = without_provider(value, name)
+    if isinstance(value, dict) and _routed_models:
+        routers = _router_names()
+        value = {key: [model for model in item if model not in _routed_models]
+                 if key in routers and isinstance(item, list) else item for key, item in value.items()}
+    return value
+
+
+def _with_routed_models(models: dict) -> dict:
+    """The router's model list as g4f holds it in memory, routed names included (they are not in its files)."""
+    routers = _router_names()
+    if not _routed_models or not any(isinstance(models.get(key), list) for key in routers):
+        return models
+    return {key: [*item, *(model for model in _routed_models if model not in item)]
+            if key in routers and isinstance(item, list) else item for key, item in models.items()}
+
+
+def keep_out_of_saved_lists(module: Any, provider: type) -> bool:
+    """Take ``provider`` out of everything g4f's GUI module (g4f.gui.server.api) writes to disk.
+
+    Returns whether the module saves lists at all (False: nothing to keep it out of).
+    """
+    name = provider.__name__
+    patched = False
+    storage = getattr(module, "storage", None)  # g4f's FileStorage: "<version>/providers", "<version>/all_models"
+    if storage is not None:
+        original_set = getattr(storage, "set", None)
+        if not callable(original_set):
+            warn_changed("g4f.gui.server.api.storage", "no set method: its saved lists may name AutonomousAI")
+        elif not getattr(original_set, "_autonomous_ai", False):
+            def set_without(key: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+                return original_set(key, _as_g4f_saves(value, name), *args, **kwargs)
+
+            set_without._autonomous_ai = True  # type: ignore[attr-defined]
+            storage.set = set_without  # this one object, g4f's only storage of these lists
+        patched = True
+    api: Any = getattr(module, "Api", None)
+    raw = vars(api).get("_write_providers_cache") if isinstance(api, type) else None
+    if raw is not None:  # 8.7.4 on: the list also goes into g4f's package, providers.json
+        if not isinstance(raw, staticmethod) or not callable(raw.__func__):
+            warn_changed("g4f.gui.server.api.Api._write_providers_cache",
+                         "not a static method: g4f's providers.json may name AutonomousAI")
+        elif not getattr(raw.__func__, "_autonomous_ai", False):
+            write = raw.__func__
+
+            def write_without(result: Any, *args: Any, **kwargs: Any) -> Any:
+                return write(without_provider(result, name), *args, **kwargs)
+
+            functools.update_wrapper(write_without, write)
+            write_without._autonomous_ai = True  # type: ignore[attr-defined]
+            api._write_providers_cache = staticmethod(write_without)
+        patched = True
+    return patched
+
+
+# --- model discovery (8.8 on) ----------------------------------------------------------
+
+
+def hide_from_model_discovery(module: Any, provider: type) -> bool:
+    """Keep ``provider`` out of g4f's search for a model's providers (g4f.providers.provider_router).
+
+    From 8.8 g4f also routes a model name to any registered provider that lists
+    it (``ProviderRouter.all_providers``), map or no map. The plugin routes only
+    what it puts into g4f's model map, so it stays out of that search; by name
+    it stays reachable, as ``from_name`` is not involved.
+    """
+    router: Any = getattr(module, "ProviderRouter", None)
+    raw = vars(router).get("all_providers") if isinstance(router, type) else None
+    if not isinstance(raw, classmethod) or not callable(raw.__func__):
+        warn_changed("g4f.providers.provider_router.ProviderRouter.all_providers",
+                     "not a class method: g4f may still route models to AutonomousAI")
+        return False
+    original = raw.__func__
+    if getattr(original, "_autonomous_ai", False):
+        return True
+
+    def all_providers(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        found = original(cls, *args, **kwargs)
+        return [p for p in found if p is not provider] if isinstance(found, list) else found
+
+    functools.update_wrapper(all_providers, original)
+    all_providers._autonomous_ai = True  # type: ignore[attr-defined]
+    router.all_providers = classmethod(all_providers)
     return True

@@ -164,6 +164,126 @@ def test_gui_entry_takes_g4f_keys_and_warns_on_a_new_one(capsys, fresh_warnings)
     one_warning(capsys, fresh_warnings, "g4f's GUI provider entries")
 
 
+class SavedLists:
+    """g4f's GUI module as 8.7.4 on has it: lists computed from every provider, saved, then read back."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, object] = {}  # what g4f wrote, by key
+        files = self.files
+
+        class Storage:  # g4f's FileStorage: get and set by key
+            def get(self, key):
+                return files.get(key)
+
+            def set(self, key, value):
+                files[key] = value
+
+        class Api:
+            @staticmethod
+            def get_providers():
+                saved = files.get("packaged")
+                if saved is not None:
+                    return saved
+                result = [{"name": "Other", "label": "Other"}, compat.gui_entry(AutonomousAI, ["name", "label"])]
+                module.storage.set("8.8.6/providers", result)
+                Api._write_providers_cache(result)
+                return result
+
+            @staticmethod
+            def _write_providers_cache(result):
+                files["packaged"] = result
+
+            def get_all_models(self):
+                saved = module.storage.get("8.8.6/all_models")
+                if saved is not None:
+                    return saved
+                result = {"Other": ["other-1"], "AutonomousAI": list(AutonomousAI.models)}
+                module.storage.set("8.8.6/all_models", result)
+                return result
+
+        module = types.ModuleType("g4f.gui.server.api")
+        module.storage = Storage()
+        module.Api = Api
+        self.module = module
+
+
+def test_saved_lists_are_g4f_own_and_readers_add_the_provider():
+    gui = SavedLists()
+    for _ in range(2):  # patching twice wraps once
+        assert compat.keep_out_of_saved_lists(gui.module, AutonomousAI) is True
+        assert compat.patch_gui_provider_list(gui.module, AutonomousAI) is True
+    api = gui.module.Api
+    computed, models = api.get_providers(), api().get_all_models()
+    assert gui.files == {"8.8.6/providers": [{"name": "Other", "label": "Other"}],
+                         "packaged": [{"name": "Other", "label": "Other"}],
+                         "8.8.6/all_models": {"Other": ["other-1"]}}
+    # Read back from what was saved: the same lists as computed.
+    assert api.get_providers() == computed == [{"name": "Other", "label": "Other"},
+                                               {"name": "AutonomousAI", "label": AutonomousAI.label}]
+    assert api().get_all_models() == models == {"Other": ["other-1"], "AutonomousAI": list(AutonomousAI.models)}
+
+
+def test_saved_lists_leave_alone_what_names_no_provider():
+    assert compat.without_provider({"providers": 3}, "AutonomousAI") == {"providers": 3}
+    assert compat.without_provider(["AutonomousAI"], "AutonomousAI") == ["AutonomousAI"]  # a name, not an entry
+    assert compat.without_provider("AutonomousAI", "AutonomousAI") == "AutonomousAI"
+
+
+def test_provider_ignored_by_the_user_is_not_added_back(monkeypatch):
+    import g4f.Provider
+
+    gui = SavedLists()
+    gui.files["packaged"] = [{"name": "Other", "label": "Other"}]
+    gui.files["8.8.6/all_models"] = {"Other": []}
+    compat.patch_gui_provider_list(gui.module, AutonomousAI)
+    monkeypatch.setattr(g4f.Provider.ProviderLoader, "ignored", ["AutonomousAI"])
+    assert gui.module.Api.get_providers() == [{"name": "Other", "label": "Other"}]
+    assert gui.module.Api().get_all_models() == {"Other": []}
+
+
+def test_changed_saved_list_writers_warn(capsys, fresh_warnings, threaded_emulator):
+    gui = SavedLists()
+    gui.module.storage = object()  # no set method
+    gui.module.Api._write_providers_cache = lambda self, result: None  # no longer a static method
+    assert compat.keep_out_of_saved_lists(gui.module, AutonomousAI) is True
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "g4f.gui.server.api.storage" in err[0]  # one stderr line per process
+    assert [line.split(" changed ")[1].split(" (")[0] for line in fresh_warnings] == [
+        "g4f.gui.server.api.storage", "g4f.gui.server.api.Api._write_providers_cache"]
+    assert chat_works(threaded_emulator.base_url)
+
+
+def test_gui_without_saved_lists_needs_nothing(capsys):
+    module = types.ModuleType("g4f.gui.server.api")
+    module.Api = type("Api", (), {"get_providers": staticmethod(lambda: [])})
+    assert compat.keep_out_of_saved_lists(module, AutonomousAI) is False
+    assert capsys.readouterr().err == ""
+
+
+# --- model discovery (8.8 on) -----------------------------------------------------------
+
+
+def router_module(all_providers) -> types.ModuleType:
+    module = types.ModuleType("g4f.providers.provider_router")
+    module.ProviderRouter = type("ProviderRouter", (), {"all_providers": all_providers})
+    return module
+
+
+def test_model_discovery_leaves_out_the_provider():
+    other = type("Other", (), {})
+    module = router_module(classmethod(lambda cls: [other, AutonomousAI]))
+    for _ in range(2):
+        assert compat.hide_from_model_discovery(module, AutonomousAI) is True
+    assert module.ProviderRouter.all_providers() == [other]
+
+
+def test_changed_model_discovery_warns(capsys, fresh_warnings, threaded_emulator):
+    module = router_module(staticmethod(lambda: [AutonomousAI]))
+    assert compat.hide_from_model_discovery(module, AutonomousAI) is False
+    one_warning(capsys, fresh_warnings, "g4f.providers.provider_router.ProviderRouter.all_providers")
+    assert chat_works(threaded_emulator.base_url)
+
+
 def test_gui_entry_with_all_known_keys():
     assert compat.gui_entry(AutonomousAI)["name"] == "AutonomousAI"
     assert compat.gui_entry(AutonomousAI, ["label", "auth"]) == {"label": AutonomousAI.label, "auth": False}

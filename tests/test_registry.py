@@ -7,6 +7,7 @@ and the ``working`` flag. The GUI and the API server have files of their own.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -220,6 +221,18 @@ def test_vision_alias_is_a_vision_model_for_routing():
     assert "llama-3.2-90b" in AnyModelProviderMixin.vision_models
 
 
+def test_g4f_model_discovery_does_not_route_upstream_names_to_it(emulator_env):
+    # g4f 8.8 searches every registered provider's model list for a name missing from its map:
+    # "qwen_coder" would go here instead of to Pollinations. Only the public aliases route here.
+    from g4f.client import Client
+    from g4f.providers.provider_router import ProviderRouter
+
+    assert AutonomousAI not in ProviderRouter.all_providers()
+    with pytest.raises(Exception):  # noqa: B017 - whatever g4f's own route fails with, offline
+        Client().chat.completions.create(model="summary", messages=PING, ignored=["G4FSpace"])
+    assert emulator_env.emulator.requests == []
+
+
 def test_g4f_ranks_autonomousai_among_candidates_for_shared_model():
     # What AnyProvider does for "llama-3.3-70b": the map's providers, ranked.
     from g4f.providers.any_provider import AnyModelProviderMixin
@@ -240,6 +253,67 @@ def test_model_without_provider_reaches_emulator(emulator_env):
     assert answer.choices[0].message.content == "hermes heard: ping pong"
     assert answer.provider == "AutonomousAI"
     assert [r.body["aiAgent"] for r in emulator_env.emulator.requests] == ["hermes"]
+
+
+# --- G4F_AUTONOMOUS_ROUTING=0: routing left to g4f, the provider kept by name --------
+
+
+@pytest.mark.parametrize("value, enabled", [
+    (None, True), ("1", True), ("yes", True), ("", True),
+    ("0", False), ("false", False), (" Off ", False), ("NO", False),
+])
+def test_routing_setting_reads_like_the_other_flags(monkeypatch, value, enabled):
+    from g4f_autonomous import registry
+
+    if value is None:
+        monkeypatch.delenv(registry.ROUTING_ENV, raising=False)
+    else:
+        monkeypatch.setenv(registry.ROUTING_ENV, value)
+    assert registry.routing_enabled() is enabled
+
+
+ROUTING_OFF_PROBE = textwrap.dedent(
+    """
+    import json
+    import g4f.debug
+    g4f.debug.version_check = False
+    import g4f_autonomous
+    from g4f.client import Client
+    from g4f.providers.any_provider import AnyModelProviderMixin
+    from g4f.providers.provider_router import ProviderRouter
+
+    def ask(**kwargs):
+        try:
+            return Client().chat.completions.create(messages=[{"role": "user", "content": "ping"}],
+                                                    **kwargs).choices[0].message.content
+        except Exception as error:
+            return type(error).__name__
+
+    print(json.dumps({
+        "in_map": sorted(alias for alias, providers in AnyModelProviderMixin.model_map.items()
+                         if "AutonomousAI" in providers),
+        "discovered": "AutonomousAI" in [p.__name__ for p in ProviderRouter.all_providers()],
+        "hermes-3": ask(model="hermes-3"),
+        "by name": ask(model="hermes-3", provider="AutonomousAI"),
+        "by model string": ask(model="AutonomousAI:hermes"),
+    }))
+    """
+)
+
+
+def test_routing_off_keeps_model_names_from_it_but_not_its_name(tmp_path, threaded_emulator):
+    env = offline_env(tmp_path, G4F_AUTONOMOUS_AUTOLOAD="0", G4F_AUTONOMOUS_ROUTING="0", PYTHONPATH=str(REPO),
+                      G4F_AUTONOMOUS_BASE_URL=threaded_emulator.base_url, HTTP_PROXY="http://127.0.0.1:9",
+                      HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="127.0.0.1,localhost")
+    done = subprocess.run([sys.executable, "-c", ROUTING_OFF_PROBE], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe["in_map"] == []
+    assert probe["discovered"] is False
+    assert probe["hermes-3"] != "hermes heard: ping"  # g4f alone has no provider for it, offline
+    assert probe["by name"] == probe["by model string"] == "hermes heard: ping"
+    assert [r.body["aiAgent"] for r in threaded_emulator.emulator.requests] == ["hermes", "hermes"]
 
 
 # --- fallback: fail before the first delta → next provider; after → error -----
