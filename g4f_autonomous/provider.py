@@ -15,7 +15,7 @@ import aiohttp
 
 from . import errors, wire
 from . import session as pool
-from .answer import TRANSPORT_ERRORS, Deadline, Expired, read_answer, read_up_to
+from .answer import DEFAULT_TOTAL_TIMEOUT, TRANSPORT_ERRORS, Deadline, Expired, read_answer, read_up_to
 from .compat import (
     AsyncGeneratorProvider,
     JsonConversation,
@@ -28,6 +28,16 @@ from .request import Request, build_request
 
 WORKING_ENV = "G4F_AUTONOMOUS_WORKING"
 HEALTH_READ_LIMIT = 2**16
+
+
+def _max_tokens(value: Any) -> int | None:
+    """The caller's max_tokens: None, or a whole number of deltas of at least 1."""
+    if value is None:
+        return None
+    if type(value) is int and value >= 1:
+        return value
+    shown = repr(value) if isinstance(value, (int, float)) else type(value).__name__
+    raise ValueError(f"max_tokens must be a whole number of at least 1, got {shown[:40]}")
 
 
 def _working_from_env() -> bool:
@@ -96,8 +106,12 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             model=model, messages=messages, proxy=proxy, timeout=timeout, total_timeout=total_timeout,
             media=media, base_url=base_url, stream=stream, conversation=conversation, headers=headers,
         )
+        max_tokens = _max_tokens(max_tokens)
         origin = request.origin
-        deadline = Deadline(request.seconds, request.total_timeout)
+        # Without total_timeout a call still ends: at the default, or later if the gap itself is longer.
+        deadline = Deadline(
+            request.seconds, request.total_timeout, default_total=max(DEFAULT_TOTAL_TIMEOUT, request.seconds)
+        )
         try:
             try:
                 response = await deadline.wait(pool.post(
@@ -114,7 +128,7 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             try:
                 # g4f's client enforces max_tokens by counting chunks: joined deltas would defeat it.
                 join = bool(join_deltas) and max_tokens is None
-                async for item in read_answer(response, origin, deadline, request.stream, join):
+                async for item in read_answer(response, origin, deadline, request.stream, join, max_tokens):
                     yield item
                 finished = True
             finally:

@@ -27,6 +27,8 @@ from typing import Any
 
 import aiohttp
 
+from .inflate import ACCEPT_ENCODING
+
 __all__ = ["pooled_session", "close_pooled_session", "post", "LARGE_BODY"]
 
 LARGE_BODY = 2**20  # aiohttp's own threshold for its large-body warning
@@ -74,9 +76,13 @@ def _new_session(*, force_close: bool = False) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, resolver=_Resolver(), force_close=force_close)
     # No cookie jar: one pooled session serves every user of a g4f server, so a
     # cookie one answer set would ride along on everybody's next request.
+    # auto_decompress=False: aiohttp would inflate a whole read in one step on the
+    # loop; answer.Body decodes in bounded slices instead, and only the encodings
+    # it can bound are asked for (a caller's own Accept-Encoding still wins).
     return aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=None), trace_configs=[tracing],
-        cookie_jar=aiohttp.DummyCookieJar(),
+        cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+        headers={"Accept-Encoding": ACCEPT_ENCODING},
     )
 
 
