@@ -193,7 +193,7 @@ class Body:
 
     def __init__(
         self, response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline | None = None,
-        limit: int = MAX_DECODED_SIZE,
+        limit: int | None = None,
     ) -> None:
         self.origin = origin
         self.size = 0  # decoded bytes so far
@@ -205,7 +205,7 @@ class Body:
             self._decoder = None
             self._refused = BodyError(errors.undecodable(origin, str(error)))
         self._deadline = deadline
-        self._limit = limit
+        self._limit = MAX_DECODED_SIZE if limit is None else limit
         self._loop = asyncio.get_running_loop()
         self._turn = self._loop.time()
 

@@ -71,10 +71,11 @@ class _Zlib:
             out = inflater.decompress(data, limit)
         except zlib.error as error:
             raise ValueError(f"the {'gzip' if self._gzip else 'deflate'} body is corrupt ({error})") from None
-        self._tail = inflater.unconsumed_tail
         self._more = len(out) >= limit
-        if inflater.eof and inflater.unused_data and not self._tail:
-            self._tail = self._next_member(inflater.unused_data)
+        if inflater.eof:  # what follows the end is in unused_data (unconsumed_tail may repeat it)
+            self._tail = self._next_member(inflater.unused_data) if inflater.unused_data else b""
+        else:
+            self._tail = inflater.unconsumed_tail
         return out
 
     def _next_member(self, rest: bytes) -> bytes:

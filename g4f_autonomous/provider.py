@@ -13,9 +13,9 @@ from typing import Any
 
 import aiohttp
 
-from . import errors, wire
+from . import answer, errors, wire
 from . import session as pool
-from .answer import DEFAULT_TOTAL_TIMEOUT, TRANSPORT_ERRORS, Deadline, Expired, read_answer, read_up_to
+from .answer import TRANSPORT_ERRORS, Deadline, Expired, read_answer, read_up_to
 from .compat import (
     AsyncGeneratorProvider,
     JsonConversation,
@@ -102,15 +102,20 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
         max_tokens: int | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
+        max_tokens = _max_tokens(max_tokens)
+        stream = bool(stream)
+        # The upstream takes no limit, so the provider keeps max_tokens by counting
+        # deltas as g4f's client counts chunks: for that it asks for a stream even
+        # when the caller wants the answer whole (it is then held and given as one).
         request = cls._build_request(
             model=model, messages=messages, proxy=proxy, timeout=timeout, total_timeout=total_timeout,
-            media=media, base_url=base_url, stream=stream, conversation=conversation, headers=headers,
+            media=media, base_url=base_url, stream=stream or max_tokens is not None, conversation=conversation,
+            headers=headers,
         )
-        max_tokens = _max_tokens(max_tokens)
         origin = request.origin
         # Without total_timeout a call still ends: at the default, or later if the gap itself is longer.
         deadline = Deadline(
-            request.seconds, request.total_timeout, default_total=max(DEFAULT_TOTAL_TIMEOUT, request.seconds)
+            request.seconds, request.total_timeout, default_total=max(answer.DEFAULT_TOTAL_TIMEOUT, request.seconds)
         )
         try:
             try:
@@ -128,7 +133,7 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             try:
                 # g4f's client enforces max_tokens by counting chunks: joined deltas would defeat it.
                 join = bool(join_deltas) and max_tokens is None
-                async for item in read_answer(response, origin, deadline, request.stream, join, max_tokens):
+                async for item in read_answer(response, origin, deadline, stream, join, max_tokens):
                     yield item
                 finished = True
             finally:
