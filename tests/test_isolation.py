@@ -319,3 +319,24 @@ def test_g4fs_client_keeps_max_tokens_without_streaming(threaded_emulator):
         result = client.chat.completions.create(model="llama", messages=MESSAGES, base_url=threaded_emulator.base_url,
                                                 max_tokens=max_tokens, stream=False)
         assert (result.choices[0].message.content, result.choices[0].finish_reason) == (text, reason)
+
+
+def test_a_streaming_client_of_g4fs_api_going_away_closes_the_upstream(emulator_env):
+    import httpx
+    from test_api_server import ApiServer
+
+    emulator_env.emulator.fault = Fault(filler_events=1000, filler=TEXT_EVENT, keepalive_seconds=0.1)
+    server = ApiServer()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client, client.stream(
+            "POST", "/v1/chat/completions",
+            json={"model": "llama", "provider": "AutonomousAI", "messages": MESSAGES, "stream": True},
+        ) as response:
+            next(response.iter_bytes())  # the stream has begun
+            assert emulator_env.emulator.open_streams == 1
+        end = time.monotonic() + 5
+        while emulator_env.emulator.open_streams and time.monotonic() < end:
+            time.sleep(0.02)
+        assert emulator_env.emulator.open_streams == 0
+    finally:
+        server.stop()
