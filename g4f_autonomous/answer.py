@@ -341,7 +341,7 @@ class AnswerState:
 
     def _event_text(self, data: str) -> str:
         try:
-            payload = load_json(data)
+            payload = json.loads(data) if len(data) <= SHAPE_CHECK_SIZE else load_json(data)
         except json.JSONDecodeError:
             # Seen upstream: stray non-JSON lines between good events. Skip them,
             # and log only the size: the line may quote the user's message.
@@ -462,8 +462,14 @@ def _texts(state: AnswerState, decoder: SSEDecoder, block: bytes) -> list[str]:
         events = decoder.feed(block)
         return state.texts(events) if events else []
     texts: list[str] = []
-    for start in range(0, len(block), FEED_SIZE):
-        events = decoder.feed(block[start:start + FEED_SIZE])
+    start = 0
+    while start < len(block):
+        # Cut after a blank line where there is one: the decoder's fast path takes whole events.
+        end = block.rfind(b"\n\n", start, start + FEED_SIZE) + 2
+        if end <= start + 1:
+            end = start + FEED_SIZE
+        events = decoder.feed(block[start:end])
+        start = end
         if events:
             texts += state.texts(events)
             if state.done or state.cut:

@@ -324,7 +324,7 @@ class Chunk:
     finish_reason: str | None = None
     usage: dict[str, int] | None = None
     error: Any = None  # the object's (or its first choice's) ``error`` member, when it reports one
-    role: str | None = None  # the message's role: a first event often carries only this
+    role: str | None = None  # the role of a message without text: a first event often carries only this
 
 
 def read_chunk(payload: Any) -> Chunk | None:
@@ -348,11 +348,12 @@ def read_chunk(payload: Any) -> Chunk | None:
         message = choice.get("delta") or choice.get("message")
         if isinstance(message, dict):
             content = message.get("content")
-            if isinstance(content, str):
+            if isinstance(content, str) and content:
                 chunk.text = content if content.isascii() else _SURROGATE.sub("\ufffd", content)
-            role = message.get("role")
-            if isinstance(role, str) and role:
-                chunk.role = role
+            else:  # only a message without text needs its role (a first event often has only that)
+                role = message.get("role")
+                if isinstance(role, str) and role:
+                    chunk.role = role
         # Most chunks carry neither: skip the checks for them.
         if choice.get("finish_reason") is not None:
             chunk.finish_reason = _finish_reason(choice["finish_reason"])
