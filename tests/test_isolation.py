@@ -221,6 +221,16 @@ async def test_events_carrying_text_do_restart_the_gap(emulator):
     assert helpers.text_of(items) == "ж" * 6 + "llama heard: tell me a story"
 
 
+@pytest.mark.parametrize("event", [
+    '{"choices": [{"delta": {"role": "assistant"}}]}',
+    '{"choices": [{"delta": {}, "finish_reason": "stop"}]}',
+    '{"choices": [], "usage": {"completion_tokens": 1}}',
+])
+async def test_role_finish_reason_and_usage_are_parts_of_an_answer(emulator, event):
+    items = await ask(emulator, Fault(filler_events=6, filler=event, keepalive_seconds=0.3), timeout=1)
+    assert helpers.text_of(items) == "llama heard: tell me a story"
+
+
 async def test_a_call_without_total_timeout_still_ends(emulator, monkeypatch):
     monkeypatch.setattr(answer, "DEFAULT_TOTAL_TIMEOUT", 1.0)
     start = time.monotonic()
