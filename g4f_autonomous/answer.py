@@ -1,21 +1,29 @@
 """Reading one upstream answer, every read bounded in bytes and in time.
 
-The provider runs inside long-lived, shared processes (``g4f api``, ``g4f gui``),
-so nothing an upstream sends may take unbounded memory or time, and nothing but
-g4f's own errors may come out of here:
+The provider runs inside long-lived, shared processes (``g4f api``, ``g4f gui``)
+where one event loop serves every user, so nothing an upstream sends may take
+unbounded memory or time, or hold the loop, and nothing but g4f's own errors
+may come out of here:
 
+- the body is decoded (gzip, deflate, br) here, by :class:`Body`, a slice of at
+  most SLICE bytes at a time with the loop free in between, up to
+  MAX_DECODED_SIZE bytes per answer however well it compresses;
 - an error body (or a 200 that is neither events nor JSON) is read up to
   ERROR_BODY_LIMIT decoded bytes; a whole JSON answer, and the text held for a
-  ``stream=False`` caller, up to MAX_ANSWER_SIZE;
+  ``stream=False`` caller, up to MAX_ANSWER_SIZE; a JSON text with more than
+  MAX_JSON_VALUES values (``[{},{},...]`` costs 30 times its size once built)
+  is refused before it is built;
 - :class:`Deadline` bounds each wait by the provider's own clock: ``timeout``
-  seconds without an event (not without a byte: a server dripping one byte at a
-  time gets no more time than a silent one), and ``total_timeout`` for the call;
+  seconds without a part of an answer (not without a byte, nor an event: a
+  server dripping bytes or sending empty events gets no more time than a
+  silent one), and ``total_timeout`` (DEFAULT_TOTAL_TIMEOUT if none) for the call;
 - aiohttp's and the parser's exceptions become the g4f errors of ``errors``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import math
 from collections.abc import AsyncIterator, Awaitable
@@ -24,21 +32,47 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 
-from . import errors, wire
+from . import errors, inflate, wire
 from .compat import FinishReason, Usage, debug
 from .compat import TimeoutError as G4FTimeoutError
 from .errors import Origin
 from .sse import ServerSentEvent, SSEDecoder, SSEError
 
 __all__ = [
-    "Deadline", "Expired", "read_answer", "read_up_to", "MAX_ANSWER_SIZE", "ERROR_BODY_LIMIT", "TRANSPORT_ERRORS",
+    "Body", "Deadline", "Expired", "read_answer", "read_up_to", "MAX_ANSWER_SIZE", "ERROR_BODY_LIMIT",
+    "MAX_DECODED_SIZE", "MAX_JSON_VALUES", "DEFAULT_TOTAL_TIMEOUT", "TRANSPORT_ERRORS",
 ]
 
 # A whole JSON answer (bytes) and the text held for stream=False (characters).
 MAX_ANSWER_SIZE = 32 * 2**20
 # Enough to quote 200 characters and to recognise a Cloudflare page.
 ERROR_BODY_LIMIT = 64 * 2**10
-READ_SIZE = 2**16
+# Decoded bytes of one answer body, whatever it was compressed to. A real answer
+# of 32 Mi characters streamed as events is about 100 MiB of events.
+MAX_DECODED_SIZE = 256 * 2**20
+# Values (objects, arrays, members, elements) one JSON text may hold: a real
+# event has a handful, a whole answer a few dozen. Each built value costs 50-100
+# bytes, so this keeps a JSON text's objects to a few MiB whatever its shape.
+MAX_JSON_VALUES = 20_000
+# JSON texts shorter than this cannot hold MAX_JSON_VALUES values worth counting.
+SHAPE_CHECK_SIZE = 2**16
+# A whole JSON answer longer than this is parsed in a worker thread.
+OFF_LOOP_SIZE = 2**20
+# The whole call, when the caller gives no total_timeout: five times the default
+# gap (120 s), long enough for the longest answer the upstream streams (about
+# 16k tokens at 50 tokens a second is 330 s), short enough that a stream of
+# keep-alives, or a caller who is never told, does not hold a slot for ever.
+DEFAULT_TOTAL_TIMEOUT = 600.0
+# Bytes per read, and decoded bytes per step: 16 KiB of the smallest events
+# ("data: {}", 1,600 of them) takes 10-20 ms to parse on a busy machine; 64 KiB
+# held the loop for 80-140 ms.
+READ_SIZE = 2**14
+SLICE = 2**14
+# Bytes given to the event decoder at once. Its events are objects the garbage
+# collector tracks: 1,600 alive at once were promoted by every young collection
+# and brought a full one (60-70 ms with g4f loaded) every few hundred ms; 400 are not.
+FEED_SIZE = 2**12
+TURN = 0.01  # seconds of work after which the loop gets a turn, even if every read was ready
 END_GRACE = 0.05  # seconds to wait after [DONE] for the end of the body
 
 # What reading from aiohttp can raise besides timeouts: its client errors, the
@@ -53,23 +87,36 @@ class Expired(Exception):
     """A :class:`Deadline` ran out; the caller turns it into g4f's TimeoutError."""
 
 
+class BodyError(Exception):
+    """The body cannot be read as sent: its encoding is unknown or corrupt, or it decodes past its cap."""
+
+    def __init__(self, error: G4FTimeoutError | Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Deadline:
-    """The provider's own clock for one call: ``gap`` seconds between events, ``total`` for all.
+    """The provider's own clock for one call: ``gap`` seconds between parts of an answer, ``total`` for all.
 
     aiohttp's read timeout restarts on every byte, and a malformed chunk can
     stall its C parser for ever; this one restarts only on :meth:`progress`
-    (an event arrived) and cancels the waiting read itself. One timer per
-    call, re-armed lazily, so an event costs a clock read, not a timer.
+    (a part of an answer arrived) and cancels the waiting read itself. One
+    timer per call, re-armed lazily, so an event costs a clock read, not a
+    timer. A timer cannot fire while the loop is busy, so readers also ask
+    :meth:`check` between the steps of their work.
     """
 
-    __slots__ = ("gap", "total", "_loop", "_end", "_last", "_handle", "_task", "_waiting", "expired")
+    __slots__ = ("gap", "total", "default_total", "_loop", "_end", "_last", "_handle", "_task", "_waiting",
+                 "expired")
 
-    def __init__(self, gap: float, total: float | None = None) -> None:
+    def __init__(self, gap: float, total: float | None = None, *, default_total: float | None = None) -> None:
+        """``default_total`` applies when ``total`` is None: the error then names it as the default."""
         self._loop = asyncio.get_running_loop()
         now = self._loop.time()
         self.gap = gap
-        self.total = total
-        self._end = now + total if total else math.inf
+        self.default_total = default_total if not total else None
+        self.total = total or default_total
+        self._end = now + self.total if self.total else math.inf
         self._last = now
         self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task | None = None
@@ -77,8 +124,17 @@ class Deadline:
         self.expired = ""  # "gap" or "total" once it has run out
 
     def progress(self) -> None:
-        """An event arrived (or the consumer had the last ones): the gap starts again."""
+        """A part of an answer arrived (or the consumer had the last ones): the gap starts again."""
         self._last = self._loop.time()
+
+    def check(self) -> float:
+        """Raise :class:`Expired` if the deadline has passed; the loop's time otherwise."""
+        now = self._loop.time()
+        due = self._due()
+        if now >= due:
+            self.expired = "total" if due == self._end else "gap"
+            raise Expired(self.expired)
+        return now
 
     async def wait(self, awaitable: Awaitable[T]) -> T:
         """Await ``awaitable``; raise :class:`Expired` if the deadline passes first."""
@@ -120,6 +176,8 @@ class Deadline:
 
     def error(self, origin: Origin, deltas: int | None = None) -> G4FTimeoutError:
         """g4f's TimeoutError once expired; ``deltas`` once the event stream had begun."""
+        if self.expired == "total" and self.default_total:
+            return errors.default_total_timeout(origin, self.default_total)
         if self.expired == "total" and self.total:
             return errors.total_timeout(origin, self.total)
         if deltas is None:
@@ -127,39 +185,147 @@ class Deadline:
         return errors.stalled(origin, self.gap, deltas)
 
 
+class Body:
+    """One response body, decoded a bounded slice at a time.
+
+    The session leaves Content-Encoding alone (``auto_decompress=False``):
+    aiohttp would inflate a whole read in one step, megabytes from a few KiB,
+    with the loop held. Here each step gives at most about SLICE bytes, the
+    loop gets a turn between steps that needed no waiting, the deadline's
+    clock is read at every step (its timer cannot fire while the loop is busy),
+    and the decoded total is capped at ``limit``.
+    """
+
+    __slots__ = ("origin", "size", "_read", "_decoder", "_refused", "_deadline", "_limit", "_loop", "_turn")
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline | None = None,
+        limit: int | None = None,
+    ) -> None:
+        self.origin = origin
+        self.size = 0  # decoded bytes so far
+        self._read = response.content.read
+        self._refused: BodyError | None = None  # raised by the first read: an error status still gets named
+        try:
+            self._decoder = inflate.decoder_for(response.headers.get("content-encoding"))
+        except inflate.UnsupportedEncoding as error:
+            self._decoder = None
+            self._refused = BodyError(errors.undecodable(origin, str(error)))
+        self._deadline = deadline
+        self._limit = MAX_DECODED_SIZE if limit is None else limit
+        self._loop = asyncio.get_running_loop()
+        self._turn = self._loop.time()
+
+    async def next(self) -> bytes:
+        """The next decoded slice; b"" at the end of the body."""
+        if self._refused is not None:
+            raise self._refused
+        decoder = self._decoder
+        while True:
+            if decoder is not None and decoder.pending:
+                block = self._decode(b"")  # from bytes already here: no wait, so the turn below matters
+            else:
+                read = self._read(READ_SIZE)
+                raw = await (self._deadline.wait(read) if self._deadline is not None else read)
+                if not raw:
+                    return b""
+                block = raw if decoder is None else self._decode(raw)
+            now = self._deadline.check() if self._deadline is not None else self._loop.time()
+            if now - self._turn >= TURN:
+                # Twice: timers that came due meanwhile (other users' wake-ups) are
+                # queued behind this task, so one turn alone would run it first again.
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                self._turn = self._loop.time()
+            if block:
+                self.size += len(block)
+                if self.size > self._limit:
+                    raise BodyError(errors.body_too_large(self.origin, self._limit))
+                return block
+
+    def _decode(self, raw: bytes) -> bytes:
+        assert self._decoder is not None
+        try:
+            return self._decoder.feed(raw, SLICE)
+        except ValueError as error:  # a corrupt stream, worded by inflate
+            raise BodyError(errors.corrupt_body(self.origin, str(error))) from None
+
+
+def load_json(text: str | bytes) -> Any:
+    """``json.loads``, after refusing a text of more than MAX_JSON_VALUES values.
+
+    Raises ValueError (json's own, or a UnicodeDecodeError), RecursionError, or
+    :class:`TooManyValues` before anything is built.
+    """
+    if len(text) > SHAPE_CHECK_SIZE:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        if wire.json_values_over(text, MAX_JSON_VALUES):
+            raise TooManyValues()
+    return json.loads(text)
+
+
+class TooManyValues(Exception):
+    """A JSON text holds more than MAX_JSON_VALUES values."""
+
+
 class AnswerState:
-    """What has been read of one answer so far: text seen, the end marker, finish reason, usage."""
+    """What has been read of one answer so far: text seen, the end marker, finish reason, usage.
 
-    __slots__ = ("origin", "done", "delta_count", "finish_reason", "usage")
+    ``max_deltas`` (the caller's ``max_tokens``) ends the answer after that many
+    text deltas with finish reason "length", counted as g4f's client counts
+    chunks; ``progressed`` says an event since the last look carried a part of
+    an answer (text, finish reason, usage or a role), which is what restarts
+    the deadline's gap: empty events and keep-alives do not.
+    """
 
-    def __init__(self, origin: Origin) -> None:
+    __slots__ = ("origin", "done", "cut", "progressed", "delta_count", "max_deltas", "finish_reason", "usage")
+
+    def __init__(self, origin: Origin, max_deltas: int | None = None) -> None:
         self.origin = origin
         self.done = False
+        self.cut = False  # max_deltas reached
+        self.progressed = False
         self.delta_count = 0
+        self.max_deltas = max_deltas
         self.finish_reason: str | None = None
         self.usage: dict[str, int] | None = None
 
     def texts(self, events: list[ServerSentEvent]) -> list[str]:
-        """The text deltas of these events, up to ``[DONE]``."""
+        """The text deltas of these events, up to ``[DONE]`` or ``max_deltas``."""
         texts = []
+        room = math.inf if self.max_deltas is None else self.max_deltas - self.delta_count
         for event in events:
             if event.data == "[DONE]":
                 self.done = True
                 break
+            if event.event == "error":
+                raise errors.reported(self.origin, _error_event_text(event.data))
             text = self._event_text(event.data)
             if text:
                 texts.append(text)
+                if len(texts) >= room:
+                    self.cut = True
+                    self.finish_reason = "length"
+                    break
         self.delta_count += len(texts)
         return texts
 
-    def whole_text(self, body: bytes) -> str:
-        """A whole JSON answer (``stream: false`` upstream)."""
+    async def whole_text(self, body: bytes) -> str:
+        """A whole JSON answer (``stream: false`` upstream); a large one is parsed off the loop."""
         try:
-            payload = json.loads(body)
+            if len(body) > OFF_LOOP_SIZE:
+                payload = await asyncio.to_thread(load_json, body)
+            else:
+                payload = load_json(body)
+        except TooManyValues:
+            raise errors.too_many_values(self.origin, "the JSON answer", MAX_JSON_VALUES) from None
         except (ValueError, RecursionError):
-            raise errors.not_json(self.origin, body.decode("utf-8", errors="replace")) from None
+            raise errors.not_json(self.origin, body[:errors.BODY_EXCERPT * 8].decode("utf-8", "replace")) from None
         text = self._read(payload)
         self.delta_count += bool(text)
+        if text and self.max_deltas is not None and self.delta_count >= self.max_deltas:
+            self.finish_reason = "length"
         return text
 
     def closing_items(self) -> list[Any]:
@@ -175,12 +341,14 @@ class AnswerState:
 
     def _event_text(self, data: str) -> str:
         try:
-            payload = json.loads(data)
+            payload = json.loads(data) if len(data) <= SHAPE_CHECK_SIZE else load_json(data)
         except json.JSONDecodeError:
             # Seen upstream: stray non-JSON lines between good events. Skip them,
             # and log only the size: the line may quote the user's message.
             debug.log(f"AutonomousAI: skipped a malformed event of {len(data)} characters from {self.origin.endpoint}")
             return ""
+        except TooManyValues:
+            raise errors.too_many_values(self.origin, "an event", MAX_JSON_VALUES) from None
         except (ValueError, RecursionError) as error:
             # Valid JSON that Python will not hold (nested too deep, a number of
             # thousands of digits): a real event lost, so the answer would be wrong.
@@ -193,73 +361,125 @@ class AnswerState:
             raise errors.not_an_object(self.origin, payload)
         if chunk.error is not None:
             raise errors.reported(self.origin, chunk.error)
-        self.finish_reason = chunk.finish_reason or self.finish_reason
-        self.usage = chunk.usage or self.usage
+        if chunk.finish_reason:
+            self.finish_reason = chunk.finish_reason
+            self.progressed = True
+        if chunk.usage:
+            self.usage = chunk.usage
+            self.progressed = True
+        if chunk.text or chunk.role:
+            self.progressed = True
         return chunk.text
 
 
+def _error_event_text(data: str) -> Any:
+    """What an ``event: error`` says: its JSON's error or message, else its text."""
+    try:
+        payload = load_json(data)
+    except (ValueError, RecursionError, TooManyValues):
+        return data
+    if isinstance(payload, dict):
+        return payload.get("error") or payload
+    return payload
+
+
 async def read_answer(
-    response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline, stream: bool, join: bool = False
+    response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline, stream: bool, join: bool = False,
+    max_tokens: int | None = None,
 ) -> AsyncIterator[Any]:
     """The answer as str deltas (one str when not ``stream``), then FinishReason and Usage.
 
-    With ``join``, the deltas decoded from one network read come as one str:
-    they arrived at the same instant, so nothing is held back, and a consumer
-    that pays per chunk (g4f's client builds objects per chunk) pays once.
-    Raises only g4f errors (TimeoutError for a deadline); the caller closes the response.
+    With ``join``, the deltas decoded from one slice come as one str: they
+    arrived at the same instant, so nothing is held back, and a consumer that
+    pays per chunk (g4f's client builds objects per chunk) pays once. With
+    ``max_tokens``, the answer ends after that many deltas, with finish reason
+    "length". Raises only g4f errors (TimeoutError for a deadline); the caller
+    closes the response.
     """
-    state = AnswerState(origin)
+    state = AnswerState(origin, max_tokens)
     in_stream = False
     try:
-        whole, block = await _open(response, origin, deadline)
+        body = Body(response, origin, deadline)
+        whole, block = await _open(response, body, origin, deadline)
         if whole is not None:
-            yield state.whole_text(whole)
+            yield await state.whole_text(whole)
         else:
             in_stream = True
             decoder = SSEDecoder()
-            kept: list[str] = []  # stream=False: the texts, given as one at the end
-            kept_size = 0
-            read = response.content.read
+            # stream=False: the texts, given as one at the end. One buffer, not a
+            # list of deltas: a str per one-character delta costs 50 bytes or more.
+            held = io.StringIO()
+            held_size = 0
             while True:
                 ended = not block
-                events = decoder.close() if ended else decoder.feed(block)
+                texts = _texts(state, decoder, block)
                 # Nothing of this read may stay alive while the next one waits: with
                 # hundreds of open streams, a kept block and its events add up.
                 block = b""
-                if events:
-                    texts = state.texts(events)
-                    events = []
+                if state.progressed:  # some event carried a part of an answer (all with text do)
                     if stream and join and len(texts) > 1:
                         yield "".join(texts)
                     elif stream:
                         for text in texts:
                             yield text
                     elif texts:
-                        kept_size += sum(map(len, texts))
-                        if kept_size > MAX_ANSWER_SIZE:
+                        held_size += sum(map(len, texts))
+                        if held_size > MAX_ANSWER_SIZE:
                             raise errors.text_too_long(origin, MAX_ANSWER_SIZE)
-                        kept.extend(texts)
+                        held.writelines(texts)
                     texts = []
+                    state.progressed = False
                     deadline.progress()  # after the consumer had the texts: its time is not the upstream's
+                if state.cut:
+                    response.close()  # the rest is not wanted: the connection cannot be reused
+                    break
                 if state.done:
                     await _finish_body(response)
                     break
                 if ended:
                     break
-                block = await deadline.wait(read(READ_SIZE))
-            if kept:
-                yield "".join(kept)
+                block = await body.next()
+            if held_size:
+                yield held.getvalue()
     except Expired:
         raise deadline.error(origin, state.delta_count if in_stream else None) from None
     except TRANSPORT_ERRORS as error:
         raise errors.broke_off(origin, error, state.delta_count if in_stream else None) from None
     except SSEError as error:
         raise errors.oversized_event(origin, error) from None
+    except BodyError as error:
+        raise error.error from None
     for item in state.closing_items():
         yield item
 
 
-async def _open(response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline) -> tuple[bytes | None, bytes]:
+def _texts(state: AnswerState, decoder: SSEDecoder, block: bytes) -> list[str]:
+    """The text deltas of one read (b"": the end of the body), fed to the decoder FEED_SIZE bytes at a time."""
+    if not block:
+        events = decoder.close()
+        return state.texts(events) if events else []
+    if len(block) <= FEED_SIZE:  # an event or a few: the usual read
+        events = decoder.feed(block)
+        return state.texts(events) if events else []
+    texts: list[str] = []
+    start = 0
+    while start < len(block):
+        # Cut after a blank line where there is one: the decoder's fast path takes whole events.
+        end = block.rfind(b"\n\n", start, start + FEED_SIZE) + 2
+        if end <= start + 1:
+            end = start + FEED_SIZE
+        events = decoder.feed(block[start:end])
+        start = end
+        if events:
+            texts += state.texts(events)
+            if state.done or state.cut:
+                break
+    return texts
+
+
+async def _open(
+    response: aiohttp.ClientResponse, body: Body, origin: Origin, deadline: Deadline
+) -> tuple[bytes | None, bytes]:
     """What the answer is: (a whole JSON body, b"") or (None, the first bytes of an event stream).
 
     Anything else (an error status, a web page, garbage) raises its g4f error.
@@ -268,38 +488,47 @@ async def _open(response: aiohttp.ClientResponse, origin: Origin, deadline: Dead
     """
     content_type = response.headers.get("content-type", "").lower()
     if response.status >= 300:
-        raise await _failure(response, origin, deadline, content_type, b"")
-    head = await deadline.wait(response.content.read(READ_SIZE))
+        raise await _failure(response, body, origin, content_type, b"")
+    head = await body.next()
     if content_type.startswith("text/event-stream") or wire.looks_like_events(head):
         return None, head
     if wire.looks_like_json(content_type, head):
-        body = await read_up_to(response, MAX_ANSWER_SIZE + 1, deadline, head)  # one more: too large
-        if len(body) > MAX_ANSWER_SIZE:
+        whole = await read_up_to(response, MAX_ANSWER_SIZE + 1, body=body, head=head)  # one more: too large
+        if len(whole) > MAX_ANSWER_SIZE:
             raise errors.json_too_large(origin, MAX_ANSWER_SIZE)
-        return body, b""
-    raise await _failure(response, origin, deadline, content_type, head)
+        return whole, b""
+    raise await _failure(response, body, origin, content_type, head)
 
 
 async def read_up_to(
-    response: aiohttp.ClientResponse, limit: int, deadline: Deadline | None = None, head: bytes = b""
+    response: aiohttp.ClientResponse, limit: int, deadline: Deadline | None = None, *,
+    body: Body | None = None, head: bytes = b"", origin: Origin | None = None,
 ) -> bytes:
     """The body's first ``limit`` decoded bytes (all of it if shorter), ``head`` being what was read
-    already; the rest stays unread. Each read waits under ``deadline`` when one is given."""
-    body = bytearray(head)
-    while len(body) < limit:
-        read = response.content.read(limit - len(body))
-        block = await (deadline.wait(read) if deadline is not None else read)
+    already; the rest stays unread. Decoded as :class:`Body` decodes, each read under ``deadline``
+    when one is given. Raises :class:`BodyError` (with its g4f error) for a body it cannot decode."""
+    if body is None:
+        body = Body(response, origin or Origin(wire.redact_url(str(response.url))), deadline)
+    buffer = bytearray(head)
+    while len(buffer) < limit:
+        block = await body.next()
         if not block:
             break
-        body += block
-    return bytes(body[:limit])
+        buffer += block
+    return bytes(buffer) if len(buffer) <= limit else bytes(buffer[:limit])
 
 
 async def _failure(
-    response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline, content_type: str, head: bytes
+    response: aiohttp.ClientResponse, body: Body, origin: Origin, content_type: str, head: bytes
 ) -> Exception:
     """The g4f error for a status or body that is no answer, from the first ERROR_BODY_LIMIT bytes."""
-    text = (await read_up_to(response, ERROR_BODY_LIMIT, deadline, head)).decode("utf-8", errors="replace")
+    try:
+        raw = await read_up_to(response, ERROR_BODY_LIMIT, body=body, head=head)
+    except BodyError:
+        if response.status < 300:
+            raise
+        raw = head  # an error status is named even when its body cannot be decoded
+    text = raw.decode("utf-8", errors="replace")
     return errors.http_status(origin, response.status, content_type, text, response.headers.get("location"))
 
 

@@ -76,6 +76,15 @@ class Fault:
     broken_chunk: bool = False  # after the first event, a chunk whose size line is not hexadecimal
     set_cookie: str | None = None  # a Set-Cookie header on the answer, as a tracking upstream sends
     raw: str | bytes | None = None  # written on the socket instead of an HTTP answer; a str echoes as ``body`` does
+    # Crafted answers (any of these set): a stream (or ``body``) built from the parts below.
+    encoding: str = ""  # "gzip", "deflate" or "br": the answer sent with this content-encoding
+    filler_events: int = 0  # this many events of ``filler`` first (text-less ones by default)
+    filler: str = "{}"  # the data of each filler event ("" sends an empty data line)
+    keepalive_seconds: float = 0.0  # with filler_events: the pause before each filler event
+    error_event: str | None = None  # after the first delta, "event: error" with {"message": this}, echoed as ``body``
+    choice_error: str | None = None  # after the first delta, choices[0].error {"message": this}, echoed too
+    wide_json_bytes: int = 0  # answer {"x":[{},{},...]} of about this size: a whole JSON body ...
+    wide_json_event: bool = False  # ... or one event of it
 
 
 @dataclass
@@ -224,6 +233,8 @@ class Emulator:
             _socket(request).write(raw)
             await _hold_until_gone(request)
             return web.Response(status=499)  # never sent: the socket is gone
+        if _is_crafted(fault):
+            return await self._crafted(request, fault, body, messages, deltas)
         if not (fault.events is not None or fault.endless_body or fault.gzip_bomb_mib or fault.drip_seconds
                 or fault.broken_chunk):
             return None
@@ -263,6 +274,42 @@ class Emulator:
             self.open_streams -= 1
         return response
 
+    async def _crafted(
+        self, request: web.Request, fault: Fault, body: dict[str, Any], messages: list, deltas: list[str]
+    ) -> web.StreamResponse:
+        """An answer put together from the crafted-answer fields of ``fault``, compressed if asked."""
+        is_events = fault.body is None and not (fault.wide_json_bytes and not fault.wide_json_event)
+        headers = {"content-type": "text/event-stream" if is_events else fault.content_type}
+        if fault.encoding:
+            headers["content-encoding"] = fault.encoding
+        response = web.StreamResponse(status=fault.status, headers=headers)
+        await response.prepare(request)
+        packer = _Packer(fault.encoding)
+        self.open_streams += 1
+        try:
+            parts = _crafted_parts(fault, body, messages, deltas)
+            cached = bool(fault.filler_events and not fault.keepalive_seconds and fault.encoding)
+            if cached:
+                # One compressed stream, cached: a benchmark measures the client, not this compressor.
+                tail, parts = b"".join(parts), []
+                await _write_pieces(response, _packed(fault.filler_events, fault.filler, fault.encoding, tail))
+            elif fault.filler_events and not fault.keepalive_seconds:
+                for block in _filler_blocks(fault.filler_events, fault.filler):
+                    await response.write(block)
+            for _ in range(fault.filler_events if fault.keepalive_seconds else 0):
+                await _sleep_unless_gone(request, fault.keepalive_seconds)
+                await response.write(packer.pack(_data_line(fault.filler), flush=True))
+            for part in parts:
+                await response.write(packer.pack(part, flush=True))
+            if not cached:
+                await response.write(packer.finish())
+            await response.write_eof()
+        except ConnectionError:  # reset, or lost while a write waited to drain
+            self.disconnects += 1
+        finally:
+            self.open_streams -= 1
+        return response
+
     async def _write(self, response: web.StreamResponse, data: bytes, chunk_size: int) -> None:
         if chunk_size <= 0:
             await response.write(data)
@@ -292,6 +339,86 @@ class Emulator:
         if count not in self._event_cache:
             self._event_cache[count] = _event("tok ") * count
         return self._event_cache[count]
+
+
+def _is_crafted(fault: Fault) -> bool:
+    return bool(fault.encoding or fault.filler_events or fault.error_event or fault.choice_error
+                or fault.wide_json_bytes)
+
+
+def _crafted_parts(fault: Fault, body: dict[str, Any], messages: list, deltas: list[str]) -> list[bytes]:
+    """The bytes of a crafted answer after any filler, one write each."""
+    if fault.wide_json_bytes:
+        wide = b'{"x":[' + b"{}," * (fault.wide_json_bytes // 3) + b"{}]}"
+        return [b"data: " + wide + b"\n\n"] if fault.wide_json_event else [wide]
+    if fault.body is not None:
+        return [_fill(fault.body, body, messages).encode("utf-8")]
+    parts = []
+    for index, delta in enumerate(deltas):
+        parts.append(_event(delta))
+        if index == 0 and fault.error_event is not None:
+            message = _fill(fault.error_event, body, messages)
+            return parts + [b"event: error\n" + _data_line(json.dumps({"message": message}))]
+        if index == 0 and fault.choice_error is not None:
+            message = _fill(fault.choice_error, body, messages)
+            error = {"choices": [{"index": 0, "delta": {}, "error": {"message": message}}]}
+            return parts + [_data_line(json.dumps(error))]
+    return parts if fault.no_done else parts + [_closing_events(fault, messages, len(deltas))]
+
+
+def _data_line(data: str) -> bytes:
+    return b"data: " + data.encode("utf-8") + b"\n\n" if data else b"data:\n\n"
+
+
+def _filler_blocks(count: int, filler: str) -> Any:
+    """``count`` filler events, in blocks of about 64 KiB: never the whole of them in memory."""
+    event = _data_line(filler)
+    per_block = max(1, 2**16 // len(event))
+    block = event * per_block
+    for _ in range(count // per_block):
+        yield block
+    if count % per_block:
+        yield event * (count % per_block)
+
+
+class _Packer:
+    """Compresses an answer piece by piece, each piece flushed so that it can be decoded on arrival."""
+
+    def __init__(self, encoding: str) -> None:
+        # Another name (zstd, say) is only sent as a header: the bytes go as they are.
+        self.encoding = encoding if encoding in ("gzip", "deflate", "br") else ""
+        if self.encoding == "br":
+            import brotli
+
+            self._br = brotli.Compressor(quality=5)
+        elif self.encoding:
+            self._zlib = zlib.compressobj(6, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+
+    def pack(self, data: bytes, flush: bool = False) -> bytes:
+        if not self.encoding:
+            return data
+        if self.encoding == "br":
+            return self._br.process(data) + (self._br.flush() if flush else b"")
+        return self._zlib.compress(data) + (self._zlib.flush(zlib.Z_SYNC_FLUSH) if flush else b"")
+
+    def finish(self) -> bytes:
+        if not self.encoding:
+            return b""
+        return self._br.finish() if self.encoding == "br" else self._zlib.flush()
+
+
+@functools.lru_cache(maxsize=4)
+def _packed(count: int, filler: str, encoding: str, tail: bytes) -> bytes:
+    """``count`` filler events then ``tail``, compressed (64 MB of filler is about 120 KiB of gzip)."""
+    packer = _Packer(encoding)
+    packed = [packer.pack(block) for block in _filler_blocks(count, filler)]
+    packed += [packer.pack(tail), packer.finish()]
+    return b"".join(packed)
+
+
+async def _write_pieces(response: web.StreamResponse, data: bytes) -> None:
+    for start in range(0, len(data), 2**16):
+        await response.write(data[start:start + 2**16])
 
 
 def _needs_per_delta_control(fault: Fault) -> bool:

@@ -28,7 +28,8 @@ from .wire import is_cloudflare_challenge, looks_like_html, redact_url
 # How much of an upstream text a message may quote.
 BODY_EXCERPT = 200
 # C0 and C1 controls and DEL: an upstream's text must not drive the terminal that shows a log.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Lone surrogates too: no encoder takes them (g4f's API would answer HTTP 500).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def excerpt(text: str) -> str:
@@ -94,6 +95,33 @@ def stalled(origin: Origin, seconds: float, deltas: int) -> G4FTimeoutError:
 
 def total_timeout(origin: Origin, seconds: float) -> G4FTimeoutError:
     return G4FTimeoutError(f"{origin.endpoint}: total_timeout of {seconds:g} s reached")
+
+
+def default_total_timeout(origin: Origin, seconds: float) -> G4FTimeoutError:
+    return G4FTimeoutError(
+        f"{origin.endpoint}: the answer did not end within {seconds:g} s, the bound on a call without "
+        "total_timeout (answer.DEFAULT_TOTAL_TIMEOUT); pass total_timeout for a longer one"
+    )
+
+
+def undecodable(origin: Origin, encoding: str) -> ResponseError:
+    """A Content-Encoding that cannot be decoded with a bound on its output."""
+    return ResponseError(f"{origin.endpoint}: answer has content-encoding {origin.quote(encoding)}, not decoded")
+
+
+def corrupt_body(origin: Origin, reason: str) -> ResponseError:
+    return ResponseError(f"{origin.endpoint}: {origin.quote(reason)}")
+
+
+def body_too_large(origin: Origin, limit: int) -> ResponseError:
+    return ResponseError(
+        f"{origin.endpoint}: answer body decodes to more than {limit} bytes (answer.MAX_DECODED_SIZE)"
+    )
+
+
+def too_many_values(origin: Origin, what: str, limit: int) -> ResponseError:
+    """A JSON text shaped to cost far more memory than its size: refused before it is built."""
+    return ResponseError(f"{origin.endpoint}: {what} holds more than {limit} JSON values (answer.MAX_JSON_VALUES)")
 
 
 # --- answers that are not one -----------------------------------------------------

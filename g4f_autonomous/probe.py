@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from . import errors, wire
-from .answer import read_up_to
+from .answer import BodyError, read_up_to
 from .conformance import BODY_LIMIT, Difference, check_answer
+from .inflate import ACCEPT_ENCODING
 
 PROMPT = [{"role": "user", "content": "Reply with one word: OK"}]
 
@@ -46,7 +47,11 @@ async def probe_all(base_url: str | None = None, timeout: float = 30.0) -> list[
     base = wire.resolve_base_url(base_url)
     reports = []
     client_timeout = aiohttp.ClientTimeout(total=timeout)
-    async with aiohttp.ClientSession(timeout=client_timeout) as session:
+    # Decoded by answer.Body, in bounded slices, as the provider decodes: aiohttp
+    # would inflate a whole read at once.
+    async with aiohttp.ClientSession(
+        timeout=client_timeout, auto_decompress=False, headers={"Accept-Encoding": ACCEPT_ENCODING}
+    ) as session:
         for path, model in endpoint_models().items():
             reports.append(await _probe(session, base, path, model))
     return reports
@@ -66,6 +71,8 @@ async def _probe(session: aiohttp.ClientSession, base: str, path: str, model: st
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
         found = errors.excerpt(errors.cause(error)) or "no answer"
         report.differences.append(Difference("status", "an HTTP answer", found))
+    except BodyError as error:  # an encoding that cannot be decoded, or decodes past the cap
+        report.differences.append(Difference("status", "a readable body", errors.excerpt(str(error))))
     return report
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from . import errors, wire
+from . import answer, errors, wire
 from . import session as pool
 from .answer import TRANSPORT_ERRORS, Deadline, Expired, read_answer, read_up_to
 from .compat import (
@@ -28,6 +28,16 @@ from .request import Request, build_request
 
 WORKING_ENV = "G4F_AUTONOMOUS_WORKING"
 HEALTH_READ_LIMIT = 2**16
+
+
+def _max_tokens(value: Any) -> int | None:
+    """The caller's max_tokens: None, or a whole number of deltas of at least 1."""
+    if value is None:
+        return None
+    if type(value) is int and value >= 1:
+        return value
+    shown = repr(value) if isinstance(value, (int, float)) else type(value).__name__
+    raise ValueError(f"max_tokens must be a whole number of at least 1, got {shown[:40]}")
 
 
 def _working_from_env() -> bool:
@@ -92,12 +102,21 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
         max_tokens: int | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
+        max_tokens = _max_tokens(max_tokens)
+        stream = bool(stream)
+        # The upstream takes no limit, so the provider keeps max_tokens by counting
+        # deltas as g4f's client counts chunks: for that it asks for a stream even
+        # when the caller wants the answer whole (it is then held and given as one).
         request = cls._build_request(
             model=model, messages=messages, proxy=proxy, timeout=timeout, total_timeout=total_timeout,
-            media=media, base_url=base_url, stream=stream, conversation=conversation, headers=headers,
+            media=media, base_url=base_url, stream=stream or max_tokens is not None, conversation=conversation,
+            headers=headers,
         )
         origin = request.origin
-        deadline = Deadline(request.seconds, request.total_timeout)
+        # Without total_timeout a call still ends: at the default, or later if the gap itself is longer.
+        deadline = Deadline(
+            request.seconds, request.total_timeout, default_total=max(answer.DEFAULT_TOTAL_TIMEOUT, request.seconds)
+        )
         try:
             try:
                 response = await deadline.wait(pool.post(
@@ -114,7 +133,7 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             try:
                 # g4f's client enforces max_tokens by counting chunks: joined deltas would defeat it.
                 join = bool(join_deltas) and max_tokens is None
-                async for item in read_answer(response, origin, deadline, request.stream, join):
+                async for item in read_answer(response, origin, deadline, stream, join, max_tokens):
                     yield item
                 finished = True
             finally:

@@ -38,6 +38,8 @@ from typing import Any
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
+from .inflate import ACCEPT_ENCODING
+
 __all__ = ["pooled_session", "close_pooled_session", "post", "may_resend", "LARGE_BODY", "RESEND_WINDOW"]
 
 LARGE_BODY = 2**20  # aiohttp's own threshold for its large-body warning
@@ -145,9 +147,13 @@ def _new_session(*, force_close: bool = False) -> aiohttp.ClientSession:
     connector = _Connector(limit=0, ttl_dns_cache=300, resolver=_Resolver(), force_close=force_close)
     # No cookie jar: one pooled session serves every user of a g4f server, so a
     # cookie one answer set would ride along on everybody's next request.
+    # auto_decompress=False: aiohttp would inflate a whole read in one step on the
+    # loop; answer.Body decodes in bounded slices instead, and only the encodings
+    # it can bound are asked for (a caller's own Accept-Encoding still wins).
     return aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=None),
         cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+        headers={"Accept-Encoding": ACCEPT_ENCODING},
     )
 
 

@@ -22,9 +22,11 @@ from typing import Any
 
 __all__ = ["ServerSentEvent", "SSEDecoder", "SSEError", "DEFAULT_MAX_EVENT_SIZE"]
 
-# Large enough for any real answer (a 1 MiB event is routine for images in
-# text), small enough that a server sending an endless line cannot eat memory.
-DEFAULT_MAX_EVENT_SIZE = 32 * 1024 * 1024
+# Large enough for any real event (a chat delta is a few tokens; a 1 MiB event
+# is routine for an image in text), small enough that a server sending an
+# endless line cannot eat memory, and that parsing the largest event as JSON
+# holds the event loop for milliseconds, not seconds.
+DEFAULT_MAX_EVENT_SIZE = 4 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
 # Byte values: `int in bytes` is a plain memchr, `bytes in bytes` costs more.

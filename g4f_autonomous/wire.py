@@ -348,7 +348,8 @@ class Chunk:
     text: str = ""
     finish_reason: str | None = None
     usage: dict[str, int] | None = None
-    error: Any = None  # the object's ``error`` member, when it reports one
+    error: Any = None  # the object's (or its first choice's) ``error`` member, when it reports one
+    role: str | None = None  # the role of a message without text: a first event often carries only this
 
 
 def read_chunk(payload: Any) -> Chunk | None:
@@ -357,7 +358,9 @@ def read_chunk(payload: Any) -> Chunk | None:
     The text is in ``choices[0].delta.content`` (or ``message.content`` for a
     non-stream answer); the finish reason in ``choices[0].finish_reason`` or, as
     older servers sent it, at the top level. A finish reason that is not a
-    short string, and usage members that are not known token counts, are left out.
+    short string, and usage members that are not known token counts, are left
+    out. A lone surrogate in the text (JSON's "\\ud800") becomes U+FFFD: no
+    encoder takes it, so g4f's API would fail the whole answer.
     """
     if not isinstance(payload, dict):
         return None
@@ -365,11 +368,17 @@ def read_chunk(payload: Any) -> Chunk | None:
     choices = payload.get("choices")
     if choices and isinstance(choices, list) and isinstance(choices[0], dict):
         choice = choices[0]
+        if chunk.error is None:
+            chunk.error = choice.get("error") or None
         message = choice.get("delta") or choice.get("message")
         if isinstance(message, dict):
             content = message.get("content")
-            if isinstance(content, str):
-                chunk.text = content
+            if isinstance(content, str) and content:
+                chunk.text = content if content.isascii() else _SURROGATE.sub("\ufffd", content)
+            else:  # only a message without text needs its role (a first event often has only that)
+                role = message.get("role")
+                if isinstance(role, str) and role:
+                    chunk.role = role
         # Most chunks carry neither: skip the checks for them.
         if choice.get("finish_reason") is not None:
             chunk.finish_reason = _finish_reason(choice["finish_reason"])
@@ -378,6 +387,34 @@ def read_chunk(payload: Any) -> Chunk | None:
     if payload.get("usage") is not None:
         chunk.usage = _usage(payload["usage"])
     return chunk
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# One JSON string (to its end, or to the end of the text if unterminated: each
+# character is then looked at once), or one character that adds a value.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|([\[{,:])', re.DOTALL)
+
+
+def json_values_over(text: str, limit: int) -> bool:
+    """Whether the JSON ``text`` would build more than about ``limit`` values (each costs 50-100 bytes).
+
+    Counts the characters that open an object or array or add a member or an
+    element, outside strings, and stops counting at ``limit``: linear, and
+    nothing is built. A text that is no JSON may be counted high; json.loads
+    refuses it anyway.
+    """
+    # The same characters counted inside strings too: an upper bound, in C, usually enough.
+    if text.count(",") + text.count(":") + text.count("{") + text.count("[") <= limit:
+        return False
+    values = 0
+    for tokens, match in enumerate(_JSON_TOKEN.finditer(text), 1):
+        if match.lastindex:
+            values += 1
+            if values > limit:
+                return True
+        elif tokens > 2 * limit + 2:  # strings side by side, more than members can hold
+            return True
+    return False
 
 
 def _finish_reason(value: Any) -> str | None:

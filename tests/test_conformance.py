@@ -18,7 +18,7 @@ from offline import offline_env
 from g4f_autonomous import cli
 from g4f_autonomous.conformance import check_answer
 from g4f_autonomous.emulator import Fault
-from g4f_autonomous.probe import endpoint_models
+from g4f_autonomous.probe import endpoint_models, probe_all
 
 REPO = Path(__file__).resolve().parent.parent
 SSE = {"Content-Type": "text/event-stream"}
@@ -160,3 +160,10 @@ def test_live_tests_are_deselected_by_default():
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--collect-only",
                            "tests/test_live.py"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert f"{len(endpoint_models())} deselected" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+async def test_probe_decodes_a_compressed_answer_as_the_provider_does(emulator, encoding):
+    emulator.fault = Fault(encoding=encoding)
+    reports = await probe_all(emulator.base_url)
+    assert [report.differences for report in reports] == [[] for _ in reports]

@@ -7,12 +7,16 @@ test_gui.py; here are the probe's verdicts and the command line.
 
 from __future__ import annotations
 
+import gzip
+import tracemalloc
+
 import pytest
 from aiohttp import web
 from helpers import closed_port_url
+from ticker import LoopTicker
 
 from g4f_autonomous import AutonomousAI, cli
-from g4f_autonomous.emulator import CLOUDFLARE_PAGE
+from g4f_autonomous.emulator import CLOUDFLARE_PAGE, gzip_bomb
 
 
 @pytest.fixture
@@ -24,7 +28,14 @@ async def odd_server() -> str:
             return web.Response(text=text, status=status, content_type=content_type)
         return handler
 
+    def packed(body: bytes, status: int) -> object:
+        async def handler(request: web.Request) -> web.Response:
+            return web.Response(body=body, status=status, headers={"content-encoding": "gzip"})
+        return handler
+
     app = web.Application()
+    app.router.add_get("/cloudflare-gzip", packed(gzip.compress(CLOUDFLARE_PAGE.encode()), 200))
+    app.router.add_get("/bomb", packed(gzip_bomb(256), 200))
     app.router.add_get("/cloudflare-403", page(CLOUDFLARE_PAGE, 403))
     app.router.add_get("/cloudflare-200", page(CLOUDFLARE_PAGE, 200))
     app.router.add_get("/down", page("upstream is down", 503, "text/plain"))
@@ -81,6 +92,26 @@ async def test_health_of_cloudflare_challenge_is_not_ok(odd_server):
 async def test_health_of_challenge_served_with_200_is_not_ok(odd_server):
     health = await AutonomousAI.get_health(base_url=odd_server + "/cloudflare-200")
     assert (health["ok"], health["status"], health["error"]) == (False, 200, "Cloudflare challenge page")
+
+
+async def test_health_decodes_a_compressed_page(odd_server):
+    health = await AutonomousAI.get_health(base_url=odd_server + "/cloudflare-gzip")
+    assert health == {"url": odd_server + "/cloudflare-gzip", "status": 200, "ok": False,
+                      "error": "Cloudflare challenge page"}
+
+
+async def test_health_of_a_gzip_bomb_is_read_in_bounded_slices(odd_server):
+    # 256 MiB of zeros in 256 KiB: aiohttp inflated each read whole, megabytes at a time.
+    tracemalloc.start()
+    try:
+        async with LoopTicker() as ticker:
+            health = await AutonomousAI.get_health(base_url=odd_server + "/bomb")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert health == {"url": odd_server + "/bomb", "status": 200, "ok": True}
+    assert peak < 8 * 2**20
+    assert ticker.longest < 0.5
 
 
 async def test_health_of_server_error_is_not_ok(odd_server):

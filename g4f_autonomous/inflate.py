@@ -1,0 +1,148 @@
+"""Content-Encoding decoders that never give more than a set number of bytes per step.
+
+Pure: compressed bytes go in, decoded bytes come out; no sockets, no ``await``.
+aiohttp would inflate a whole network read in one call, whatever it inflates
+to (64 KiB of gzip can be 64 MiB of text), and hold the event loop meanwhile,
+so the provider turns its decompression off and decodes here, in slices, with
+the event loop free between them.
+
+gzip and deflate come from the standard library. br needs the ``brotli``
+module with ``output_buffer_limit`` (brotli 1.2 on): an older one, or none,
+cannot be bounded, so br is then neither advertised (:data:`ACCEPT_ENCODING`)
+nor decoded (:func:`decoder_for` raises :class:`UnsupportedEncoding`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Protocol
+
+__all__ = ["ACCEPT_ENCODING", "Decoder", "UnsupportedEncoding", "decoder_for"]
+
+
+class UnsupportedEncoding(ValueError):
+    """A Content-Encoding this module cannot decode with a bound on its output."""
+
+
+class Decoder(Protocol):
+    def feed(self, data: bytes, limit: int) -> bytes:
+        """Take ``data`` (only when :attr:`pending` is false) and give at most about ``limit`` bytes."""
+
+    @property
+    def pending(self) -> bool:
+        """Output is still owed for input already taken: call :meth:`feed` with b"" first."""
+
+
+class _Zlib:
+    """gzip (several members too) or deflate (zlib-wrapped or raw, as servers send both)."""
+
+    __slots__ = ("_gzip", "_inflater", "_head", "_tail", "_more")
+
+    def __init__(self, gzip: bool) -> None:
+        self._gzip = gzip
+        self._inflater: zlib._Decompress | None = zlib.decompressobj(31) if gzip else None
+        self._head = b""  # deflate: a first byte, too little to tell zlib-wrapped from raw
+        self._tail = b""  # input zlib has not taken yet
+        self._more = False  # the last call filled its limit: output may be waiting inside zlib
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._tail) or self._more
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        data = self._tail + data if self._tail else data
+        if self._inflater is None:
+            data, self._head = self._head + data, b""
+            if len(data) < 2:
+                self._head = data
+                return b""
+            # RFC 9110's deflate is zlib-wrapped; some servers send raw deflate. The wrapper's
+            # first two bytes name method 8 and are a multiple of 31 as a big-endian number.
+            wrapped = len(data) > 1 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            self._inflater = zlib.decompressobj(15 if wrapped else -15)
+        inflater = self._inflater
+        if inflater.eof:
+            data = self._next_member(inflater.unused_data + data)
+            inflater = self._inflater
+            if not data:
+                self._tail, self._more = b"", False
+                return b""
+        try:
+            out = inflater.decompress(data, limit)
+        except zlib.error as error:
+            raise ValueError(f"the {'gzip' if self._gzip else 'deflate'} body is corrupt ({error})") from None
+        self._more = len(out) >= limit
+        if inflater.eof:  # what follows the end is in unused_data (unconsumed_tail may repeat it)
+            self._tail = self._next_member(inflater.unused_data) if inflater.unused_data else b""
+        else:
+            self._tail = inflater.unconsumed_tail
+        return out
+
+    def _next_member(self, rest: bytes) -> bytes:
+        """After one gzip member: the next one, if what follows is one; anything else is ignored."""
+        if self._gzip and rest[:2] == b"\x1f\x8b":
+            self._inflater = zlib.decompressobj(31)
+            return rest
+        return b""
+
+
+def _bounded_brotli() -> type | None:
+    """brotli's Decompressor, if it can bound its output (brotli 1.2 on)."""
+    try:
+        import brotli
+    except ImportError:
+        return None
+    decompressor = getattr(brotli, "Decompressor", None)
+    if decompressor is None:
+        return None
+    try:
+        decompressor().process(b"", output_buffer_limit=1)
+    except TypeError:  # an older brotli: no output_buffer_limit
+        return None
+    except Exception:  # noqa: BLE001 - any other failure also means: do not rely on it
+        return None
+    return decompressor
+
+
+_BROTLI = _bounded_brotli()
+
+
+class _Brotli:
+    __slots__ = ("_decompressor",)
+
+    def __init__(self) -> None:
+        assert _BROTLI is not None
+        self._decompressor = _BROTLI()
+
+    @property
+    def pending(self) -> bool:
+        # brotli takes new input only once it has handed out what the last input made.
+        return not self._decompressor.can_accept_more_data()
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        if self._decompressor.is_finished():
+            return b""  # anything after the end of the stream is ignored, as for gzip
+        try:
+            return self._decompressor.process(data, output_buffer_limit=limit)
+        except Exception as error:  # brotli.error, which brotlicffi names differently
+            raise ValueError(f"the br body is corrupt ({type(error).__name__})") from None
+
+
+ACCEPT_ENCODING = "gzip, deflate, br" if _BROTLI is not None else "gzip, deflate"
+
+
+def decoder_for(content_encoding: str | None) -> Decoder | None:
+    """The decoder for a Content-Encoding header; None for none (or identity)."""
+    name = (content_encoding or "").strip().lower()
+    if name in ("", "identity"):
+        return None
+    if name in ("gzip", "x-gzip"):
+        return _Zlib(gzip=True)
+    if name == "deflate":
+        return _Zlib(gzip=False)
+    if name == "br" and _BROTLI is not None:
+        return _Brotli()
+    if name == "br":
+        raise UnsupportedEncoding("br (needs the brotli module, version 1.2 or newer, to decode with a bound)")
+    shown = name[:40] + ("…" if len(name) > 40 else "")
+    raise UnsupportedEncoding(f"{shown!r} (only {ACCEPT_ENCODING} are decoded)")
