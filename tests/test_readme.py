@@ -45,10 +45,9 @@ def section(title: str, text: str = TEXT) -> str:
     ("marker", "expected", "path"),
     [
         ('client = Client(provider="AutonomousAI")', "llama heard: Write a haiku about streams", "/chat"),
-        ('AsyncClient(provider="AutonomousAI")', "hermes heard: Hi", "/chat-hermes"),
         ("IterListProvider(", "llama heard: Hi", "/chat"),
     ],
-    ids=["sync-client-stream", "async-client", "fallback-list"],
+    ids=["sync-client-stream", "fallback-list"],
 )
 def test_readme_client_example_prints_the_answer(marker, expected, path, threaded_emulator, tmp_path):
     env = offline_env(tmp_path, G4F_AUTONOMOUS_BASE_URL=threaded_emulator.base_url)
