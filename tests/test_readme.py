@@ -1,8 +1,7 @@
 """The README's examples run as written, against the emulator, and its claims hold; so do the docs' links.
 
 The README's offline recipe and config.yaml route run in test_smoke.py, on every g4f release of CI's
-matrix. The two sections the lead fills ("Limits inside a shared server", "Routing by model name") are
-not read here.
+matrix.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 TEXT = README.read_text(encoding="utf-8")
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", TEXT, flags=re.S)
-LEAD_SECTIONS = ("Limits inside a shared server", "Routing by model name")
 
 
 def readme_example(marker: str) -> str:
@@ -138,11 +136,8 @@ def test_classifiers_name_the_python_versions_ci_runs():
 # --- links ---------------------------------------------------------------------------------------
 
 def local_links(page: Path) -> list[tuple[Path, str]]:
-    """(target, anchor) of each relative link of a Markdown page, outside the lead's sections."""
+    """(target, anchor) of each relative link of a Markdown page."""
     text = page.read_text(encoding="utf-8")
-    if page == README:
-        for title in LEAD_SECTIONS:
-            text = text.replace(section(title), "\n")
     links = re.findall(r"\]\(([^)\s]+)\)", text)
     found = []
     for link in links:
