@@ -189,17 +189,56 @@ def _unsendable(messages: list[dict[str, Any]]) -> str:
     return "messages"
 
 
-def build_body(model: str, encoded_messages: str, thread_id: str, stream: bool) -> bytes:
-    """The JSON request body, for both stream modes; ``encoded_messages`` from :func:`encode_messages`.
+# The request body: its members and their JSON types, in the order the browser app sends them.
+REQUEST_FIELDS: dict[str, type] = {"messages": str, "threadId": str, "stream": bool, "aiAgent": str}
 
-    Written out rather than encoded from a dict: it is built on every call, and
-    the base64 field needs no escaping, so only the two strings are encoded.
+
+def build_body(model: str, encoded_messages: str, thread_id: str, stream: bool) -> bytes:
+    """The JSON request body (the members of REQUEST_FIELDS), for both stream modes.
+
+    ``encoded_messages`` comes from :func:`encode_messages`. Written out rather
+    than encoded from a dict: the base64 field needs no escaping, and a JSON
+    encoder scans it anyway. Measured with timeit, 7.5 MB of messages: 12 ms
+    held on the loop this way, 39 ms with ``ensure_ascii=False``, 52 ms with
+    ``json.dumps``; for a small body all are a few microseconds.
     """
     flag = "true" if stream else "false"
     return (
         f'{{"messages":"{encoded_messages}","threadId":{_ASCII_JSON.encode(thread_id)},'
         f'"stream":{flag},"aiAgent":{_ASCII_JSON.encode(model)}}}'
     ).encode("ascii")
+
+
+def read_body(path: str, raw: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The upstream's reading of a request to ``path`` (below the base URL): the body and its decoded messages.
+
+    The inverse of :func:`build_body` and :func:`encode_messages`, with the
+    same rules for messages (:func:`check_messages`). What a strict upstream
+    refuses is a ValueError saying why.
+    """
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
+        raise ValueError("body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    for name, kind in REQUEST_FIELDS.items():
+        if name not in body:
+            raise ValueError(f"missing field {name!r}")
+        if not isinstance(body[name], kind):
+            raise ValueError(f"field {name!r} must be {kind.__name__}")
+    if ENDPOINTS.get(body["aiAgent"]) != path:
+        raise ValueError(f"aiAgent {body['aiAgent']!r} is not served at {path}")
+    try:
+        decoded = base64.b64decode(body["messages"], validate=True)
+    except ValueError:  # binascii.Error is a ValueError
+        raise ValueError("messages is not valid base64") from None
+    try:
+        messages = json.loads(decoded.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise ValueError("messages is not base64 of UTF-8 JSON") from None
+    check_messages(messages)
+    return body, messages
 
 
 # Headers that decide how the request is framed or routed, or that belong to
@@ -381,9 +420,9 @@ def read_chunk(payload: Any) -> Chunk | None:
                     chunk.role = role
         # Most chunks carry neither: skip the checks for them.
         if choice.get("finish_reason") is not None:
-            chunk.finish_reason = _finish_reason(choice["finish_reason"])
+            chunk.finish_reason = finish_reason(choice["finish_reason"])
     if chunk.finish_reason is None and payload.get("finish_reason") is not None:
-        chunk.finish_reason = _finish_reason(payload["finish_reason"])
+        chunk.finish_reason = finish_reason(payload["finish_reason"])
     if payload.get("usage") is not None:
         chunk.usage = _usage(payload["usage"])
     return chunk
@@ -417,20 +456,22 @@ def json_values_over(text: str, limit: int) -> bool:
     return False
 
 
-def _finish_reason(value: Any) -> str | None:
+def finish_reason(value: Any) -> str | None:
+    """``value`` if it is a finish reason the provider passes on (a short printable string), else None."""
     if isinstance(value, str) and 0 < len(value) <= FINISH_REASON_LIMIT and value.isprintable():
         return value
     return None
 
 
+def is_count(value: Any) -> bool:
+    """Whether ``value`` is a token count the provider passes on in usage."""
+    return type(value) is int and 0 <= value < _COUNT_LIMIT  # not bool, not float, not a string
+
+
 def _usage(value: Any) -> dict[str, int] | None:
     if not isinstance(value, dict):
         return None
-    counts = {}
-    for name in USAGE_COUNTS:
-        count = value.get(name)
-        if type(count) is int and 0 <= count < _COUNT_LIMIT:  # not bool, not float, not a string
-            counts[name] = count
+    counts = {name: value[name] for name in USAGE_COUNTS if is_count(value.get(name))}
     return counts or None
 
 
