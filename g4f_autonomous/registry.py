@@ -18,10 +18,9 @@ model routing as it is without the plugin, the provider still selectable by name
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from g4f_autonomous_autoload import when_imported
+from g4f_autonomous_autoload import env_flag, when_imported
 
 from . import compat, wire
 from .provider import AutonomousAI
@@ -32,7 +31,7 @@ ROUTING_ENV = "G4F_AUTONOMOUS_ROUTING"
 
 def routing_enabled() -> bool:
     """Whether model names without a provider may go to AutonomousAI (default: yes; "0" says no)."""
-    return os.environ.get(ROUTING_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return env_flag(ROUTING_ENV)
 
 
 def register() -> type[AutonomousAI]:

@@ -11,7 +11,7 @@ import base64
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -125,17 +125,17 @@ def attach_images(messages: list[dict[str, Any]], image_urls: Iterable[str]) -> 
     return messages
 
 
-def media_urls(media: Any) -> list[str]:
+def media_urls(media: Any, to_data_uri: Callable[[Any, str | None], str]) -> list[str]:
     """g4f media as image URLs: data URIs, or http(s) URLs passed on as given.
 
     ``media`` is a list of ``(data, filename)`` pairs or of data (bytes, a
     path, an image object g4f reads, a ``data:image/`` URI or an http(s) URL).
     Anything else is a ValueError naming ``media`` or ``media[i]``, before any I/O.
+    ``to_data_uri(data, filename)`` turns data into a data URI (g4f's, from
+    compat: this module stays free of g4f).
     """
     if not isinstance(media, (list, tuple)):
         raise ValueError(f"media must be a list of (data, filename) pairs or of image data, got {type(media).__name__}")
-    from .compat import to_data_uri
-
     urls = []
     for index, item in enumerate(media):
         is_pair = isinstance(item, (tuple, list))
