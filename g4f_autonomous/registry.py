@@ -68,11 +68,6 @@ def _hide_from_model_discovery(module: Any) -> None:
     compat.hide_from_model_discovery(module, AutonomousAI)
 
 
-def gui_entry(keys: list[str] | None = None) -> dict[str, Any]:
-    """AutonomousAI as the GUI's provider list shows a provider (with these keys, default: all known)."""
-    return compat.gui_entry(AutonomousAI, keys)
-
-
 def _patch_gui_provider_list(module: Any) -> None:
     """The GUI serves lists g4f saved without the plugin: add our entry on the way out, keep it out of the files."""
     compat.keep_out_of_saved_lists(module, AutonomousAI)

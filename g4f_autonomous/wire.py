@@ -52,7 +52,10 @@ BROWSER_HEADERS: dict[str, str] = {
     ),
 }
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters: C0, DEL and C1. None belongs in a URL or a header (C1's NEL is a line break to
+# some parsers), and in a terminal or a log they start escape sequences (ESC, and C1's CSI).
+CONTROL_CHARACTERS = "\x00-\x1f\x7f-\x9f"
+CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 token)
 
@@ -143,7 +146,7 @@ def media_urls(media: Any, to_data_uri: Callable[[Any, str | None], str]) -> lis
             raise ValueError(f"media[{index}] must be image data or a (data, filename) pair with a filename string")
         data, filename = item if is_pair else (item, None)
         if isinstance(data, str):
-            if not data.startswith(("data:image/", "http://", "https://")) or _CONTROL.search(data):
+            if not data.startswith(("data:image/", "http://", "https://")) or CONTROL.search(data):
                 raise ValueError(f"media[{index}] is a string but not a data:image/ URI or an http(s) URL")
             urls.append(data)
             continue
@@ -266,7 +269,7 @@ def build_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         if not isinstance(name, str) or not isinstance(value, str):
             kinds = f"{type(name).__name__}: {type(value).__name__}"
             raise ValueError(f"headers: names and values must be strings, got {kinds}")
-        if _CONTROL.search(name) or _CONTROL.search(value.replace("\t", " ")):
+        if CONTROL.search(name) or CONTROL.search(value.replace("\t", " ")):
             raise ValueError(f"headers: {name.strip()[:40]!r} contains CR, LF or another control character")
         if not _TOKEN.fullmatch(name.strip()):
             # "host:evil.example" would go out as a Host header: a name is one HTTP token.
@@ -321,7 +324,7 @@ def _checked_http_url(value: Any, source: str, secret: bool = False) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{expected}, got {type(value).__name__}")
     shown = "" if secret else f": {bounded(redact_url(value))}"
-    if _CONTROL.search(value) or " " in value:
+    if CONTROL.search(value) or " " in value:
         raise ValueError(f"{expected} without spaces or control characters{shown}")
     # The scheme is read off the text itself: urlsplit on Python 3.10 takes
     # "host:port" or "user:pass@host" for a scheme, which would both misreport

@@ -298,13 +298,6 @@ def test_two_changes_give_one_stderr_line_and_two_log_lines(capsys, fresh_warnin
     assert len(fresh_warnings) == 2
 
 
-def test_g4f_error_is_catchable():
-    from g4f.errors import ResponseError
-
-    with pytest.raises(compat.G4FError):
-        raise ResponseError("any g4f error")
-
-
 # --- a real g4f, changed before the plugin is imported ----------------------------------
 
 CHANGED_G4F = textwrap.dedent(
@@ -400,7 +393,6 @@ NAMES_GONE = textwrap.dedent(
     compat = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compat)
     assert issubclass(compat.CloudflareError, g4f.errors.ResponseStatusError)
-    assert g4f.errors.ResponseError in compat.G4FError and g4f.errors.TimeoutError in compat.G4FError
     assert compat.FinishReason("stop") == "" and compat.Usage(total_tokens=3) == ""
     assert compat.JsonConversation(thread_id="t").thread_id == "t"
     print("ok")

@@ -184,3 +184,20 @@ def test_build_body_is_json_for_any_thread_id(thread_id):
 def test_read_body_names_what_a_strict_upstream_refuses(raw, path, reason):
     with pytest.raises(ValueError, match=re.escape(reason)):
         wire.read_body(path, raw)
+
+
+# --- one set of control characters ----------------------------------------------------------
+
+@pytest.mark.parametrize("character", ["\x00", "\r", "\x1b", "\x7f", "\x85", "\x9b"])
+def test_control_characters_c0_del_and_c1_are_refused_in_headers_and_urls(character):
+    with pytest.raises(ValueError, match="control character"):
+        wire.build_headers({"x-note": f"a{character}b"})
+    with pytest.raises(ValueError, match="control characters"):
+        wire.resolve_base_url(f"https://example.org/a{character}b")
+    with pytest.raises(ValueError, match="not a data:image/ URI"):
+        wire.media_urls([f"https://example.org/a{character}.png"], to_data_uri=lambda data, name: "")
+
+
+@pytest.mark.parametrize("character", ["\t", " ", "\xa0", "é", "\u2028"])
+def test_other_characters_pass_in_a_header_value(character):
+    assert wire.build_headers({"x-note": f"a{character}b"})["x-note"] == f"a{character}b"
