@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
 from .wire import (
@@ -77,22 +77,19 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
-def base_url(text: str) -> str:
-    """argparse type of --base-url: an http(s) URL, checked as the provider will check it."""
-    try:
-        resolve_base_url(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
+def _checked_by(check: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse type: the text as given, once ``check`` (wire's, as the provider checks it) takes it."""
+    def argument(text: str) -> str:
+        try:
+            check(text)
+        except ValueError as error:  # wire's messages never quote a proxy: it may hold a password
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return text
+
+    return argument
 
 
-def proxy_url(text: str) -> str:
-    """argparse type of --proxy: an http(s) URL (the message never quotes it: it may hold a password)."""
-    try:
-        check_proxy(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
+base_url, proxy_url = _checked_by(resolve_base_url), _checked_by(check_proxy)  # --base-url, --proxy
 
 
 def _check_environment() -> None:
