@@ -23,7 +23,7 @@ WATCHED = "g4f"
 _OFF = ("0", "false", "no", "off")
 
 _callbacks: dict = {}  # module name -> callbacks waiting for it
-_executed: set = set()  # watched modules whose code has run (their callbacks may still be running)
+_executed: dict = {}  # watched module name -> the module whose code has run (its callbacks may still be running)
 # Guards the two above and sys.meta_path: register() is called from any thread. Reentrant, as a
 # callback may ask for another. _thread's, not threading's: start-up may not have loaded threading.
 _lock = _thread.RLock()
@@ -38,7 +38,7 @@ def being_imported(name):
     """Whether module ``name`` is in sys.modules with its code still running (names in it may be missing)."""
     module = sys.modules.get(name)
     initializing = getattr(getattr(module, "__spec__", None), "_initializing", False)
-    return module is not None and bool(initializing) and name not in _executed
+    return module is not None and bool(initializing) and _executed.get(name) is not module
 
 
 def when_imported(name, callback):
@@ -93,7 +93,7 @@ class _NotifyingLoader:
             module.__spec__.loader = self._loader
         with _lock:
             callbacks = _callbacks.pop(self._fullname, [])
-            _executed.add(self._fullname)  # from now on, when_imported calls at once
+            _executed[self._fullname] = module  # from now on, when_imported calls at once
         for callback in callbacks:
             try:
                 callback(module)

@@ -110,3 +110,34 @@ def test_when_imported_from_many_threads_adds_one_finder_and_keeps_every_callbac
     finally:
         sys.setswitchinterval(previous)
     assert races == 0
+
+
+@pytest.fixture
+def watched(tmp_path, monkeypatch):
+    """A fresh importable module name, removed again afterwards."""
+    name = f"layers_watched_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text("VALUE = 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    sys.modules.pop(name, None)
+    autoload._callbacks.pop(name, None)
+    autoload._executed.pop(name, None)
+
+
+def test_a_callback_asked_for_while_the_module_notifies_runs_at_once(watched):
+    """What the start-up hook does: its callback imports the package, which asks to be told about g4f."""
+    seen = []
+    autoload.when_imported(watched, lambda module: autoload.when_imported(watched, seen.append))
+    module = __import__(watched)
+    assert seen == [module]
+
+
+def test_a_module_imported_again_is_being_imported_while_its_code_runs(watched, tmp_path):
+    autoload.when_imported(watched, lambda module: None)
+    __import__(watched)
+    del sys.modules[watched]
+    (tmp_path / f"{watched}.py").write_text(
+        "import g4f_autonomous_autoload\nDURING = g4f_autonomous_autoload.being_imported(__name__)\n")
+    module = __import__(watched)
+    assert module.DURING is True
+    assert autoload.being_imported(watched) is False
