@@ -12,16 +12,8 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__
-from .wire import (
-    BASE_URL_ENV,
-    CONTROL_CHARACTERS,
-    DEFAULT_BASE_URL,
-    ENDPOINTS,
-    MODEL_ALIASES,
-    check_proxy,
-    resolve_base_url,
-)
+from . import __version__, wire
+from .wire import BASE_URL_ENV, CONTROL_CHARACTERS, DEFAULT_BASE_URL, ENDPOINTS, MODEL_ALIASES
 
 EXIT_OK, EXIT_UPSTREAM, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # what a shell reports for a program ended by Ctrl-C (128 + SIGINT)
@@ -89,13 +81,13 @@ def _checked_by(check: Callable[[str], object]) -> Callable[[str], str]:
     return argument
 
 
-base_url, proxy_url = _checked_by(resolve_base_url), _checked_by(check_proxy)  # --base-url, --proxy
+base_url, proxy_url = _checked_by(wire.resolve_base_url), _checked_by(wire.check_proxy)  # --base-url, --proxy
 
 
 def _check_environment() -> None:
     """A bad $G4F_AUTONOMOUS_BASE_URL is the command's set-up gone wrong: a usage error, before any I/O."""
     try:
-        resolve_base_url()
+        wire.resolve_base_url()
     except ValueError as error:
         raise UsageError(str(error)) from None
 
