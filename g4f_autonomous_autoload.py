@@ -9,31 +9,50 @@ lets the real loader run and then calls the callbacks registered for it.
 ``G4F_AUTONOMOUS_AUTOLOAD=0`` turns the start-up part off.
 
 This module is a leaf: it imports no module of this project and knows the
-package only by name, so the package can import it (for ``when_imported``)
-without an import cycle.
+package only by name, so the package can import it (for ``when_imported``
+and ``env_flag``) without an import cycle.
 """
 
+import _thread
 import os
 import sys
 
 AUTOLOAD_ENV = "G4F_AUTONOMOUS_AUTOLOAD"
-PACKAGE = "g4f_autonomous"  # importing it registers the provider
+PACKAGE = "g4f_autonomous"  # importing it registers the provider once g4f is imported
 WATCHED = "g4f"
+_OFF = ("0", "false", "no", "off")
 
 _callbacks: dict = {}  # module name -> callbacks waiting for it
+_executed: dict = {}  # watched module name -> the module whose code has run (its callbacks may still be running)
+# Guards the two above and sys.meta_path: register() is called from any thread. Reentrant, as a
+# callback may ask for another. _thread's, not threading's: start-up may not have loaded threading.
+_lock = _thread.RLock()
+
+
+def env_flag(name):
+    """An on/off switch in the environment: on unless set to 0, false, no or off (any case)."""
+    return os.environ.get(name, "1").strip().lower() not in _OFF
+
+
+def being_imported(name):
+    """Whether module ``name`` is in sys.modules with its code still running (names in it may be missing)."""
+    module = sys.modules.get(name)
+    initializing = getattr(getattr(module, "__spec__", None), "_initializing", False)
+    return module is not None and bool(initializing) and _executed.get(name) is not module
 
 
 def when_imported(name, callback):
     """Call ``callback(module)`` once ``name`` is imported (now, if it already is)."""
-    module = sys.modules.get(name)
-    if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
-        callback(module)
-        return
-    waiting = _callbacks.setdefault(name, [])
-    if callback not in waiting:  # register() may run many times before the import
-        waiting.append(callback)
-    if not any(isinstance(finder, _PostImportFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _PostImportFinder())
+    with _lock:
+        waiting = name not in sys.modules or being_imported(name)
+        if waiting:
+            callbacks = _callbacks.setdefault(name, [])
+            if callback not in callbacks:  # register() may run many times before the import
+                callbacks.append(callback)
+            if not any(isinstance(finder, _PostImportFinder) for finder in sys.meta_path):
+                sys.meta_path.insert(0, _PostImportFinder())
+    if not waiting:  # outside the lock: the callback may import, and imports take locks of their own
+        callback(sys.modules[name])
 
 
 class _PostImportFinder:
@@ -72,7 +91,10 @@ class _NotifyingLoader:
         module.__loader__ = self._loader
         if getattr(module, "__spec__", None) is not None:
             module.__spec__.loader = self._loader
-        for callback in _callbacks.pop(self._fullname, []):
+        with _lock:
+            callbacks = _callbacks.pop(self._fullname, [])
+            _executed[self._fullname] = module  # from now on, when_imported calls at once
+        for callback in callbacks:
             try:
                 callback(module)
             except Exception as error:  # a plugin must never break g4f's import
@@ -80,11 +102,12 @@ class _NotifyingLoader:
 
 
 def _register_with_g4f(_module):
-    __import__(PACKAGE)  # by name: a static import would make this module part of a cycle
+    # By name: a static import would make this module part of a cycle. Importing the package
+    # registers the provider, g4f being imported now.
+    __import__(PACKAGE)
 
 
 def arm():
     """Called from the .pth file at start-up."""
-    if os.environ.get(AUTOLOAD_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return
-    when_imported(WATCHED, _register_with_g4f)
+    if env_flag(AUTOLOAD_ENV):
+        when_imported(WATCHED, _register_with_g4f)

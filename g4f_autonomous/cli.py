@@ -10,10 +10,10 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from . import __version__
-from .wire import BASE_URL_ENV, DEFAULT_BASE_URL, ENDPOINTS, MODEL_ALIASES
+from . import __version__, wire
+from .wire import BASE_URL_ENV, CONTROL_CHARACTERS, DEFAULT_BASE_URL, ENDPOINTS, MODEL_ALIASES
 
 EXIT_OK, EXIT_UPSTREAM, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # what a shell reports for a program ended by Ctrl-C (128 + SIGINT)
@@ -21,9 +21,9 @@ DEMO_PROMPT = "Hello from g4f-autonomous! Stream this answer back to me, please.
 CHECK_PROMPT = [{"role": "user", "content": "Reply with one word: OK"}]
 PROVIDER_NAME = "AutonomousAI"
 
-# An answer's text goes to a terminal: C0 controls but newline and tab, DEL and C1 controls
-# (ESC and CSI start the sequences that move the cursor, retitle windows or rewrite the screen).
-_TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# An answer's text goes to a terminal: every control character but newline and tab (ESC and CSI
+# start the sequences that move the cursor, retitle windows or rewrite the screen).
+_TERMINAL_CONTROL = re.compile(f"(?![\n\t])[{CONTROL_CHARACTERS}]")
 
 
 class UsageError(Exception):
@@ -40,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - the CLI's contract: one line, a status
         from .compat import ModelNotFoundError
 
-        usage = isinstance(error, (UsageError, ValueError, ModelNotFoundError))
+        # Bad arguments are refused before anything runs (argparse types, _check_environment):
+        # a ValueError that gets here came from elsewhere, and is no usage error.
+        usage = isinstance(error, (UsageError, ModelNotFoundError))
         print(f"g4f-autonomous: error: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_USAGE if usage else EXIT_UPSTREAM
 
@@ -67,6 +69,29 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
+def _checked_by(check: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse type: the text as given, once ``check`` (wire's, as the provider checks it) takes it."""
+    def argument(text: str) -> str:
+        try:
+            check(text)
+        except ValueError as error:  # wire's messages never quote a proxy: it may hold a password
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return text
+
+    return argument
+
+
+base_url, proxy_url = _checked_by(wire.resolve_base_url), _checked_by(wire.check_proxy)  # --base-url, --proxy
+
+
+def _check_environment() -> None:
+    """A bad $G4F_AUTONOMOUS_BASE_URL is the command's set-up gone wrong: a usage error, before any I/O."""
+    try:
+        wire.resolve_base_url()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="g4f-autonomous", description="The Autonomous AI provider for g4f.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
@@ -89,8 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("prompt", help="the question; '-' reads it from stdin")
     chat.add_argument("--model", default="", help=model_help.replace("%(default)s", "llama"))
     chat.add_argument("--system", help="a system message to send first")
-    chat.add_argument("--base-url", help=base_url_help)
-    chat.add_argument("--proxy", help="http(s) proxy URL, e.g. http://user:pass@host:port")
+    chat.add_argument("--base-url", type=base_url, help=base_url_help)
+    chat.add_argument("--proxy", type=proxy_url, help="http(s) proxy URL, e.g. http://user:pass@host:port")
     chat.add_argument("--timeout", type=positive_seconds,
                       help="seconds to wait for the answer and between its parts (default: 120)")
     chat.add_argument("--no-stream", action="store_true", help="print the answer once it is complete")
@@ -104,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Check the service: one GET of the base URL, then one tiny chat "
                                             "(\"Reply with one word: OK\") read as the provider reads it. "
                                             "Exit 0 when both work, 1 otherwise, with what is wrong.")
-    check.add_argument("--base-url", help=base_url_help)
+    check.add_argument("--base-url", type=base_url, help=base_url_help)
     check.add_argument("--deep", action="store_true",
                        help="chat once with every endpoint and list what differs from the expected protocol "
                             "(exit 0 when all conform)")
@@ -134,6 +159,8 @@ def _chat(args: argparse.Namespace) -> int:
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     if not prompt.strip():
         raise UsageError("the prompt is empty")
+    if not args.base_url:
+        _check_environment()
     messages = ([{"role": "system", "content": args.system}] if args.system else [])
     messages.append({"role": "user", "content": prompt})
     _stream_chat(messages, args.model, base_url=args.base_url, proxy=args.proxy,
@@ -204,6 +231,8 @@ def _check(args: argparse.Namespace) -> int:
     from . import compat
     from .provider import AutonomousAI
 
+    if not args.base_url:
+        _check_environment()
     if args.deep:
         from .probe import format_table, probe_all
 
@@ -231,7 +260,6 @@ def _check(args: argparse.Namespace) -> int:
 
 async def _chat_problem(base_url: str | None, timeout: float) -> str:
     """What is wrong with one tiny chat through the provider, as a sentence; "" when it answered."""
-    from .compat import G4FError
     from .provider import AutonomousAI
 
     text = []
@@ -240,7 +268,7 @@ async def _chat_problem(base_url: str | None, timeout: float) -> str:
                 AutonomousAI.default_model, CHECK_PROMPT, base_url=base_url, timeout=timeout):
             if isinstance(item, str):
                 text.append(item)
-    except G4FError as error:
+    except Exception as error:  # noqa: BLE001 - the arguments were checked: whatever ended the chat is the finding
         found = f"{type(error).__name__}: {error}"
         if re.search(r"\bHTTP (404|405)\b", str(error)):
             return (f"answers, but has no chat endpoint below it ({found}); is the base URL right? "

@@ -32,7 +32,7 @@ __all__ = [
     "AsyncGeneratorProvider", "ProviderModelMixin", "debug", "to_data_uri",
     "CloudflareError", "FinishReason", "JsonConversation", "ModelNotFoundError", "ProviderNotWorkingError",
     "RateLimitError", "ResponseError", "ResponseStatusError", "TimeoutError", "Usage",
-    "G4FError", "G4F_VERSION", "add_model_routes", "auto_model_supported", "gui_entry", "has_health_routes",
+    "G4F_VERSION", "add_model_routes", "auto_model_supported", "gui_entry", "has_health_routes",
     "hide_from_model_discovery", "keep_out_of_saved_lists", "patch_gui_provider_list", "register_provider",
     "registry_layout", "warn_changed", "without_provider",
 ]
@@ -84,14 +84,6 @@ def _debug_log(message: str) -> None:
 # --- names the provider imports from g4f --------------------------------------------------
 # provider.py and wire.py import these from here, so that a g4f without one of
 # them (an old release, or a future one that moved it) costs a warning, not the import.
-
-# g4f's errors got a common base class in 0.5.9; before it, catching the
-# tuple of g4f's error classes means the same.
-G4FError: type[Exception] | tuple[type[Exception], ...] = getattr(_errors, "G4FError", None) or tuple(
-    value for value in vars(_errors).values()
-    if isinstance(value, type) and issubclass(value, Exception) and value.__module__ == _errors.__name__
-)
-
 
 def _g4f_error(name: str, base: type[Exception]) -> type[Exception]:
     found = getattr(_errors, name, None)

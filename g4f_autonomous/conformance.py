@@ -11,7 +11,8 @@ The expected streamed answer: HTTP 200, ``text/event-stream``, events whose
 data is a JSON object ``{"choices": [{"delta": {"content": "..."}, "finish_reason": ...}]}``,
 one of them with a finish reason, one with ``usage`` (integer
 ``prompt_tokens``, ``completion_tokens``, ``total_tokens``), and ``[DONE]``
-as the last event.
+as the last event. What an event may hold is the provider's own reading of it,
+:func:`wire.read_chunk`: a member it would drop is a difference.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from . import wire
 from .sse import SSEDecoder, SSEError
 
-USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 BODY_LIMIT = 2**20  # a tiny chat's answer is far smaller; more is a difference in itself
 
 
@@ -62,17 +62,11 @@ def check_answer(status: int, headers: Mapping[str, str], body: bytes) -> list[D
             done_at = index
             continue
         found = _check_event(event.data, index, differences)
-        if found is None:
-            continue
-        has_text, has_finish, event_usage = found
-        texts += has_text
-        finish += has_finish
-        if event_usage is not None:
-            usage += 1
-            wrong = [name for name in USAGE_FIELDS if not _is_count(event_usage.get(name))]
-            if wrong:
-                differences.append(Difference("usage", f"integer {', '.join(USAGE_FIELDS)}",
-                                              f"event {index}: {json.dumps(event_usage)[:120]}"))
+        if found is not None:
+            chunk, has_usage = found
+            texts += bool(chunk.text)
+            finish += chunk.finish_reason is not None
+            usage += has_usage
     if not texts:
         differences.append(Difference("fields", "choices[0].delta.content text in some event", "none"))
     if done_at is None:
@@ -87,54 +81,53 @@ def check_answer(status: int, headers: Mapping[str, str], body: bytes) -> list[D
     return differences
 
 
-def _check_event(data: str, index: int, differences: list[Difference]) -> tuple[bool, bool, dict | None] | None:
-    """(has text, has finish reason, usage) of one event, noting its differences; None if unusable."""
+def _check_event(data: str, index: int, differences: list[Difference]) -> tuple[wire.Chunk, bool] | None:
+    """The provider's reading of one event (:func:`wire.read_chunk`) and whether it has a usage object.
+
+    None if the event is unusable.
+
+    Every member the provider reads and finds of the wrong kind is a
+    difference: the provider would silently leave it out.
+    """
     try:
         payload = json.loads(data)
     except ValueError:
         differences.append(Difference("event shape", "JSON data", f"event {index}: {data[:80]!r}"))
         return None
-    if not isinstance(payload, dict):
+    chunk = wire.read_chunk(payload)
+    if chunk is None:
         differences.append(Difference("event shape", "a JSON object", f"event {index}: {type(payload).__name__}"))
         return None
-    if payload.get("error"):
-        found = f"event {index}: {json.dumps(payload['error'])[:120]}"
+    if chunk.error is not None:
+        found = f"event {index}: {json.dumps(chunk.error)[:120]}"
         differences.append(Difference("event shape", "no error member", found))
     choices = payload.get("choices")
-    has_text = has_finish = False
     if choices is not None and not (isinstance(choices, list) and all(isinstance(c, dict) for c in choices)):
         found = f"event {index}: {json.dumps(choices)[:80]}"
         differences.append(Difference("fields", "choices: a list of objects", found))
     elif choices:
         choice = choices[0]
-        delta = choice.get("delta", choice.get("message"))
-        if delta is not None and not isinstance(delta, dict):
+        delta = choice.get("delta") or choice.get("message")
+        if delta and not isinstance(delta, dict):
             found = f"event {index}: {type(delta).__name__}"
             differences.append(Difference("fields", "choices[0].delta: an object", found))
-        elif delta is not None and "content" in delta and delta["content"] is not None \
-                and not isinstance(delta["content"], str):
+        elif delta and delta.get("content") not in (None, "") and not chunk.text:
             differences.append(Difference("fields", "choices[0].delta.content: a string",
                                           f"event {index}: {type(delta['content']).__name__}"))
-        elif delta:
-            has_text = bool(delta.get("content"))
         reason = choice.get("finish_reason")
-        if reason is not None and not isinstance(reason, str):
-            differences.append(Difference("finish reason", "a string", f"event {index}: {json.dumps(reason)[:40]}"))
-        has_finish = isinstance(reason, str) and bool(reason)
+        if reason is not None and wire.finish_reason(reason) is None:
+            expected = f"a printable string of at most {wire.FINISH_REASON_LIMIT} characters"
+            differences.append(Difference("finish reason", expected, f"event {index}: {json.dumps(reason)[:40]}"))
     elif "usage" not in payload and "finish_reason" not in payload:
         found = f"event {index}: {data[:80]!r}"
         differences.append(Difference("event shape", "choices, usage or finish_reason", found))
-    # Older servers sent the finish reason at the top level; the provider reads that too.
-    has_finish = has_finish or (isinstance(payload.get("finish_reason"), str) and bool(payload["finish_reason"]))
-    usage = payload.get("usage")
-    if usage is not None and not isinstance(usage, dict):
-        differences.append(Difference("usage", "an object", f"event {index}: {json.dumps(usage)[:40]}"))
-        usage = None
-    return has_text, has_finish, usage
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    raw_usage = payload.get("usage")
+    if raw_usage is not None and not isinstance(raw_usage, dict):
+        differences.append(Difference("usage", "an object", f"event {index}: {json.dumps(raw_usage)[:40]}"))
+    elif raw_usage is not None and len(chunk.usage or ()) < len(wire.USAGE_COUNTS):
+        differences.append(Difference("usage", f"integer {', '.join(wire.USAGE_COUNTS)}",
+                                      f"event {index}: {json.dumps(raw_usage)[:120]}"))
+    return chunk, isinstance(raw_usage, dict)  # a usage object with wrong counts is a difference of its own
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

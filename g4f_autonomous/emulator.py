@@ -17,8 +17,6 @@ next requests (``emulator.next_faults``) or per request with the header
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import functools
 import json
@@ -31,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .wire import ENDPOINTS
+from .wire import ENDPOINTS, read_body
 
 BASE_PATH = "/api/v1/ai"
 ENDLESS_BODY_LIMIT = 2**34  # an "endless" body still ends somewhere: 16 GiB
@@ -471,40 +469,11 @@ class BadRequest(ValueError):
 
 
 def parse_request(path: str, raw: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Check a request body against the endpoint; return it and its decoded messages."""
+    """Check a request body against the endpoint, by the provider's own rules; return it and its messages."""
     try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
-        raise BadRequest("body is not JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
-    for name, kind in (("messages", str), ("threadId", str), ("stream", bool), ("aiAgent", str)):
-        if name not in body:
-            raise BadRequest(f"missing field {name!r}")
-        if not isinstance(body[name], kind):
-            raise BadRequest(f"field {name!r} must be {kind.__name__}")
-    if ENDPOINTS.get(body["aiAgent"]) != path:
-        raise BadRequest(f"aiAgent {body['aiAgent']!r} is not served at {path}")
-    try:
-        decoded = base64.b64decode(body["messages"], validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest("messages is not valid base64") from None
-    try:
-        messages = json.loads(decoded.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise BadRequest("messages is not base64 of UTF-8 JSON") from None
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest("messages must be a non-empty list")
-    for message in messages:
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise BadRequest("each message needs a role")
-        if not isinstance(message.get("content"), (str, list)):
-            raise BadRequest("each message needs a content string or list")
-        for part in message["content"] if isinstance(message["content"], list) else ():
-            if not isinstance(part, dict) or not isinstance(part.get("type"), str) or (
-                    part["type"] == "text" and not isinstance(part.get("text"), str)):
-                raise BadRequest("each content part needs a type, and text parts a text string")
-    return body, messages
+        return read_body(path, raw)
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
 
 
 def last_user_text(messages: list[dict[str, Any]]) -> tuple[str, int]:

@@ -18,10 +18,9 @@ model routing as it is without the plugin, the provider still selectable by name
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from g4f_autonomous_autoload import when_imported
+from g4f_autonomous_autoload import env_flag, when_imported
 
 from . import compat, wire
 from .provider import AutonomousAI
@@ -32,7 +31,7 @@ ROUTING_ENV = "G4F_AUTONOMOUS_ROUTING"
 
 def routing_enabled() -> bool:
     """Whether model names without a provider may go to AutonomousAI (default: yes; "0" says no)."""
-    return os.environ.get(ROUTING_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return env_flag(ROUTING_ENV)
 
 
 def register() -> type[AutonomousAI]:
@@ -67,11 +66,6 @@ def _hide_from_model_discovery(module: Any) -> None:
     still send "hermes-3" here.
     """
     compat.hide_from_model_discovery(module, AutonomousAI)
-
-
-def gui_entry(keys: list[str] | None = None) -> dict[str, Any]:
-    """AutonomousAI as the GUI's provider list shows a provider (with these keys, default: all known)."""
-    return compat.gui_entry(AutonomousAI, keys)
 
 
 def _patch_gui_provider_list(module: Any) -> None:

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 
 from . import wire
+from .compat import to_data_uri
 from .errors import Origin
 from .redact import Redactor, credential_forms
 
@@ -58,7 +59,7 @@ def build_request(
     """The request for an upstream ``model`` (already resolved); a bad argument is a ValueError naming it."""
     wire_messages = wire.check_messages(messages)
     if media:
-        wire_messages = wire.attach_images(wire_messages, wire.media_urls(media))
+        wire_messages = wire.attach_images(wire_messages, wire.media_urls(media, to_data_uri))
     if base_url and not isinstance(base_url, str):
         wire.resolve_base_url(base_url)  # raises the ValueError naming base_url
     endpoint, shown_endpoint = endpoint_for(base_url or None, os.environ.get(wire.BASE_URL_ENV, ""), model)

@@ -301,3 +301,32 @@ def test_control_sequences_are_neutralised_without_streaming_too(cli_env, thread
         {"choices": [{"message": {"content": "a\x1b[2Jb"}, "finish_reason": "stop"}]}))
     result = run_cli(cli_env, "chat", "hi", "--no-stream", "--base-url", threaded_emulator.base_url)
     assert (result.returncode, result.stdout) == (0, "a\ufffd[2Jb\n")
+
+
+# --- exit status 2 is for usage errors only ----------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["chat", "hi", "--base-url", "ftp://example.org"], "argument --base-url: base_url must be an http:// or https:// URL"),
+    (["check", "--base-url", "no scheme"], "argument --base-url: base_url must be an http:// or https:// URL"),
+    (["chat", "hi", "--proxy", "socks5://user:secret@example.org"], "argument --proxy: proxy must be an http:// or https:// URL"),
+], ids=["chat-base-url", "check-base-url", "proxy"])
+def test_a_bad_url_option_is_refused_before_anything_runs(cli_env, args, message):
+    result = run_cli(cli_env, *args)
+    assert result.returncode == 2
+    assert message in result.stderr.splitlines()[-1]
+    assert "secret" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["chat", "hi"], ["check"]])
+def test_a_bad_base_url_in_the_environment_is_a_usage_error(cli_env, command):
+    result = run_cli({**cli_env, "G4F_AUTONOMOUS_BASE_URL": "ftp://example.org"}, *command)
+    assert_one_line_error(result, 2, "G4F_AUTONOMOUS_BASE_URL must be an http:// or https:// URL")
+
+
+def test_a_value_error_from_elsewhere_is_no_usage_error(monkeypatch, capsys):
+    def broken(args):
+        raise ValueError("not about the command line")
+
+    monkeypatch.setattr(cli, "_models", broken)
+    assert cli.main(["models"]) == cli.EXIT_UPSTREAM
+    assert capsys.readouterr().err == "g4f-autonomous: error: ValueError: not about the command line\n"

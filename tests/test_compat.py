@@ -298,13 +298,6 @@ def test_two_changes_give_one_stderr_line_and_two_log_lines(capsys, fresh_warnin
     assert len(fresh_warnings) == 2
 
 
-def test_g4f_error_is_catchable():
-    from g4f.errors import ResponseError
-
-    with pytest.raises(compat.G4FError):
-        raise ResponseError("any g4f error")
-
-
 # --- a real g4f, changed before the plugin is imported ----------------------------------
 
 CHANGED_G4F = textwrap.dedent(
@@ -342,7 +335,8 @@ def test_startup_hook_is_a_leaf():
     tree = ast.parse(Path(g4f_autonomous_autoload.__file__).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported == {"os", "sys"}
+    assert imported == {"_thread", "os", "sys"}  # _thread: built into the interpreter, loaded before start-up
+    assert "_thread" in sys.builtin_module_names
     assert g4f_autonomous_autoload.PACKAGE == "g4f_autonomous"
 
 
@@ -399,7 +393,6 @@ NAMES_GONE = textwrap.dedent(
     compat = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compat)
     assert issubclass(compat.CloudflareError, g4f.errors.ResponseStatusError)
-    assert g4f.errors.ResponseError in compat.G4FError and g4f.errors.TimeoutError in compat.G4FError
     assert compat.FinishReason("stop") == "" and compat.Usage(total_tokens=3) == ""
     assert compat.JsonConversation(thread_id="t").thread_id == "t"
     print("ok")

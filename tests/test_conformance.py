@@ -167,3 +167,25 @@ async def test_probe_decodes_a_compressed_answer_as_the_provider_does(emulator, 
     emulator.fault = Fault(encoding=encoding)
     reports = await probe_all(emulator.base_url)
     assert [report.differences for report in reports] == [[] for _ in reports]
+
+
+# --- one definition: what the check accepts is what the provider reads ----------------
+
+@pytest.mark.parametrize("payload, expected", [
+    (chunk(finish="x" * 65, usage=USAGE), ["finish reason", "finish reason"]),  # longer than the provider passes on
+    (chunk(finish="stop\n", usage=USAGE), ["finish reason", "finish reason"]),  # not printable
+    (chunk(finish="stop", usage={**USAGE, "total_tokens": 2**53}), ["usage"]),  # past what the provider counts
+    (chunk(finish="stop", usage={**USAGE, "prompt_tokens": True}), ["usage"]),
+])
+def test_a_member_the_provider_would_drop_is_a_difference(payload, expected):
+    body = event(chunk("OK")) + event(payload) + event("[DONE]")
+    assert aspects(body=body) == expected
+
+
+def test_the_limits_are_the_providers():
+    from g4f_autonomous import wire
+
+    longest = "x" * wire.FINISH_REASON_LIMIT
+    body = event(chunk("OK")) + event(chunk(finish=longest, usage={**USAGE, "total_tokens": 2**53 - 1})) + event("[DONE]")
+    assert aspects(body=body) == []
+    assert wire.read_chunk(chunk(finish=longest)).finish_reason == longest

@@ -143,7 +143,20 @@ async def test_base64_of_non_json_is_a_400(http, emulator):
 
 async def test_message_without_role_is_a_400(http, emulator):
     status, _, raw = await post(http, emulator, "/chat", body_for(messages=[{"content": "hi"}]))
-    assert (status, json.loads(raw)) == (400, error_body("each message needs a role"))
+    assert (status, json.loads(raw)) == (400, error_body("messages[0] has no 'role': use 'system', 'user' or 'assistant'"))
+
+
+@pytest.mark.parametrize("messages", [
+    [], [{"role": "", "content": "hi"}], [{"role": "user", "content": 5}], ["hi"],
+    [{"role": "user", "content": [{"type": "text"}]}], [{"role": "user", "content": [{"text": "no type"}]}],
+])
+async def test_messages_are_refused_by_the_providers_own_rules(http, emulator, messages):
+    """The emulator refuses a request exactly as the provider's own check would refuse its messages."""
+    with pytest.raises(ValueError) as refused:
+        wire.check_messages(messages)
+    raw_messages = base64.b64encode(json.dumps(messages).encode()).decode()
+    status, _, raw = await post(http, emulator, "/chat", {**body_for(), "messages": raw_messages})
+    assert (status, json.loads(raw)) == (400, error_body(str(refused.value)))
 
 
 @pytest.mark.parametrize("agent, path", [("hermes", "/chat"), ("llama", "/chat-hermes"), ("vision", "/summary")])

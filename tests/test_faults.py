@@ -4,6 +4,7 @@ status, endpoint and cause, and leaves no stream open behind it."""
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import pytest
@@ -68,10 +69,19 @@ async def test_connection_refused_raises_response_error_naming_endpoint():
     assert str(caught.value) == f"cannot reach {base_url}/chat: ClientConnectorError: Connection refused"
 
 
-async def test_unresolvable_host_fails_fast_with_dns_error():
-    # .invalid never resolves (RFC 6761); the provider does not even ask DNS,
-    # so this cannot hang offline.
-    base_url = "http://upstream.g4f-autonomous.invalid/api/v1/ai"
+async def test_unresolvable_host_fails_fast_with_dns_error(monkeypatch):
+    # The system resolver answers "no such name" for this host, without asking a DNS server
+    # (which may take its whole timeout where there is no network).
+    host = "upstream.g4f-autonomous.invalid"
+    base_url = f"http://{host}/api/v1/ai"
+    system_resolver = socket.getaddrinfo
+
+    def resolver(name, *args, **kwargs):
+        if name == host:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return system_resolver(name, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
     with pytest.raises(ResponseError) as caught:
         await ask("llama", MESSAGES, base_url=base_url, timeout=10)
     assert type(caught.value) is ResponseError

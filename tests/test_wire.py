@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -152,3 +153,51 @@ def test_read_chunk_reads_a_whole_non_stream_answer_and_usage():
     payload = {"choices": [{"message": {"role": "assistant", "content": "whole"}, "finish_reason": "stop"}], "usage": usage}
     chunk = wire.read_chunk(payload)
     assert (chunk.text, chunk.finish_reason, chunk.usage) == ("whole", "stop", usage)
+
+
+# --- the request as the upstream reads it -----------------------------------------
+
+@settings(max_examples=100, deadline=None)
+@given(TEXT, st.text(), st.booleans(), st.sampled_from(sorted(wire.ENDPOINTS)))
+def test_read_body_is_the_inverse_of_build_body(content, thread_id, stream, model):
+    messages = [{"role": "user", "content": content}]
+    body = wire.build_body(model, wire.encode_messages(messages), thread_id, stream)
+    read, read_messages = wire.read_body(wire.ENDPOINTS[model], body)
+    assert read == {"messages": wire.encode_messages(messages), "threadId": thread_id, "stream": stream, "aiAgent": model}
+    assert read_messages == messages
+
+
+@pytest.mark.parametrize("thread_id", ["\ud800", "a\udfffb", "é", "\x00\"\\"])
+def test_build_body_is_json_for_any_thread_id(thread_id):
+    # A lone surrogate cannot be UTF-8: it goes out as the JSON escape that reads back as itself, and the body stays ASCII.
+    body = wire.build_body("llama", "QQ==", thread_id, True)
+    assert json.loads(body)["threadId"] == thread_id and body.isascii()
+
+
+@pytest.mark.parametrize("raw, path, reason", [
+    (b"[]", "/chat", "body must be a JSON object"),
+    (b'{"messages":"W10=","threadId":"t","stream":1,"aiAgent":"llama"}', "/chat", "field 'stream' must be bool"),
+    (b'{"messages":"W10=","threadId":"t","stream":true,"aiAgent":"llama"}', "/chat", "messages is empty"),
+    (b'{"messages":"/w==","threadId":"t","stream":true,"aiAgent":"llama"}', "/chat", "not base64 of UTF-8 JSON"),
+    (b'{"messages":"W10=","threadId":"t","stream":true,"aiAgent":"nope"}', "/chat", "'nope' is not served at /chat"),
+])
+def test_read_body_names_what_a_strict_upstream_refuses(raw, path, reason):
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        wire.read_body(path, raw)
+
+
+# --- one set of control characters ----------------------------------------------------------
+
+@pytest.mark.parametrize("character", ["\x00", "\r", "\x1b", "\x7f", "\x85", "\x9b"])
+def test_control_characters_c0_del_and_c1_are_refused_in_headers_and_urls(character):
+    with pytest.raises(ValueError, match="control character"):
+        wire.build_headers({"x-note": f"a{character}b"})
+    with pytest.raises(ValueError, match="control characters"):
+        wire.resolve_base_url(f"https://example.org/a{character}b")
+    with pytest.raises(ValueError, match="not a data:image/ URI"):
+        wire.media_urls([f"https://example.org/a{character}.png"], to_data_uri=lambda data, name: "")
+
+
+@pytest.mark.parametrize("character", ["\t", " ", "\xa0", "é", "\u2028"])
+def test_other_characters_pass_in_a_header_value(character):
+    assert wire.build_headers({"x-note": f"a{character}b"})["x-note"] == f"a{character}b"
