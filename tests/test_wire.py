@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 
@@ -28,6 +29,27 @@ def decode_messages(encoded: str) -> list:
 def test_encode_messages_round_trips_any_unicode(pairs):
     messages = [{"role": role, "content": content} for role, content in pairs]
     assert decode_messages(wire.encode_messages(messages)) == messages
+
+
+@contextlib.contextmanager
+def encode_slice(size: int):
+    """wire.ENCODE_SLICE set for a block (hypothesis runs a test many times: no function-scoped patch)."""
+    saved, wire.ENCODE_SLICE = wire.ENCODE_SLICE, size
+    try:
+        yield
+    finally:
+        wire.ENCODE_SLICE = saved
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["system", "user"]), TEXT), min_size=1, max_size=4),
+       st.integers(min_value=1, max_value=9))
+def test_encode_messages_in_slices_is_the_json_of_the_whole(pairs, slice_size):
+    # Long texts are encoded piece by piece (so that no one step is long): the result must not show it.
+    messages = [{"role": role, "content": content} for role, content in pairs]
+    whole = json.dumps(messages, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    with encode_slice(slice_size):
+        assert wire.encode_messages(messages) == base64.b64encode(whole).decode("ascii")
 
 
 @pytest.mark.parametrize("text", ["naïve café", "你好，世界", "مرحبا بالعالم", "שלום", "👩‍👩‍👧 🚀🔥", "tab\tbell\x07esc\x1b\x7f"])
