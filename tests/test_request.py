@@ -121,3 +121,31 @@ def test_body_is_the_json_of_its_four_fields_for_any_thread_id(thread_id):
     body = wire.build_body("llama", "QUJD", thread_id, True)
     assert json.loads(body) == {"messages": "QUJD", "threadId": thread_id, "stream": True, "aiAgent": "llama"}
     assert body.isascii()
+
+
+def test_a_proxy_user_name_alone_leaves_the_url_for_the_header():
+    # A token given as the user name, no password: it must leave the URL aiohttp quotes in its errors.
+    request = build_request(model="llama", messages=MESSAGES, base_url=BASE, proxy="http://s3cr3t-token@127.0.0.1:3128")
+    assert request.proxy == "http://127.0.0.1:3128"
+    assert request.headers["Proxy-Authorization"] == "Basic " + base64.b64encode(b"s3cr3t-token:").decode()
+
+
+def test_images_without_a_user_message_come_in_a_user_message_of_their_own():
+    request = build_request(model="vision", messages=[{"role": "system", "content": "be brief"}], base_url=BASE,
+                            media=["https://example.invalid/cat.png"])
+    assert json.loads(base64.b64decode(json.loads(request.body)["messages"])) == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": ""},
+                                     {"type": "image_url", "image_url": {"url": "https://example.invalid/cat.png"}}]},
+    ]
+
+
+def test_without_a_base_url_the_request_goes_to_the_public_service(monkeypatch):
+    # Built only: nothing is sent.
+    monkeypatch.delenv(wire.BASE_URL_ENV, raising=False)
+    request = build_request(model="hermes", messages=MESSAGES, proxy="http://u:p@127.0.0.1:3128")
+    assert request.endpoint == "https://chatgpt.autonomous.ai/api/v1/ai/chat-hermes"
+    assert request.origin.endpoint == request.endpoint
+    assert request.proxy_headers == {"Proxy-Authorization": "Basic " + base64.b64encode(b"u:p").decode()}
+    assert request.headers is headers_for(None)
+    assert (request.seconds, request.total_timeout, request.stream) == (120.0, None, True)
