@@ -82,6 +82,9 @@ TRANSPORT_ERRORS = (aiohttp.ClientError, HttpProcessingError, OSError)
 
 T = TypeVar("T")
 
+# Task.uncancel (3.11+) lets the deadline cancel the waiting task and take the cancel back.
+CAN_UNCANCEL = hasattr(asyncio.Task, "uncancel")
+
 
 class Expired(Exception):
     """A :class:`Deadline` ran out; the caller turns it into g4f's TimeoutError."""
@@ -107,7 +110,7 @@ class Deadline:
     """
 
     __slots__ = ("gap", "total", "default_total", "_loop", "_end", "_last", "_handle", "_task", "_waiting",
-                 "expired")
+                 "_expiry", "expired")
 
     def __init__(self, gap: float, total: float | None = None, *, default_total: float | None = None) -> None:
         """``default_total`` applies when ``total`` is None: the error then names it as the default."""
@@ -121,6 +124,7 @@ class Deadline:
         self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task | None = None
         self._waiting = False
+        self._expiry: asyncio.Future | None = None  # Python 3.10 only: see _race
         self.expired = ""  # "gap" or "total" once it has run out
 
     def progress(self) -> None:
@@ -143,17 +147,36 @@ class Deadline:
         self._task = asyncio.current_task()
         self._waiting = True
         try:
+            if not CAN_UNCANCEL:
+                return await self._race(awaitable)
             return await awaitable
         except asyncio.CancelledError:
-            if not self.expired:
-                raise
-            # Our own cancel. On 3.11+ undo it, unless somebody else cancelled too.
-            uncancel = getattr(self._task, "uncancel", None)
-            if uncancel is not None and uncancel() > 0:
-                raise
-            raise Expired(self.expired) from None
+            # Our own cancel: undo it, unless somebody else cancelled too (then theirs wins).
+            if self.expired and CAN_UNCANCEL and self._task.uncancel() == 0:  # type: ignore[union-attr]
+                raise Expired(self.expired) from None
+            raise
         finally:
             self._waiting = False
+
+    async def _race(self, awaitable: Awaitable[T]) -> T:
+        """Python 3.10: the timer ends the wait without cancelling the caller's task.
+
+        Without Task.uncancel, a cancel from outside that lands next to the
+        timer's own would be merged into it and lost; here only an outside
+        cancel cancels the caller's task. One task per wait, on 3.10 only.
+        """
+        inner = asyncio.ensure_future(awaitable)
+        self._expiry = self._loop.create_future()
+        try:
+            await asyncio.wait((inner, self._expiry), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._expiry = None
+            pending = not inner.done()
+            if pending:
+                inner.cancel()
+        if pending:  # the wait ended without a cancel, and not by the awaitable: the timer ended it
+            raise Expired(self.expired)
+        return inner.result()
 
     def close(self) -> None:
         if self._handle is not None:
@@ -172,7 +195,10 @@ class Deadline:
             self._handle = self._loop.call_at(due, self._fire)
             return
         self.expired = "total" if due == self._end else "gap"
-        self._task.cancel()
+        if self._expiry is not None:
+            self._expiry.set_result(None)
+        else:
+            self._task.cancel()
 
     def error(self, origin: Origin, deltas: int | None = None) -> G4FTimeoutError:
         """g4f's TimeoutError once expired; ``deltas`` once the event stream had begun."""

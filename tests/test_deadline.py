@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 from g4f.errors import TimeoutError as G4FTimeoutError
 from polling import until
 
-from g4f_autonomous import AutonomousAI
+from g4f_autonomous import AutonomousAI, answer
 from g4f_autonomous.emulator import Fault
 
 MESSAGES = [{"role": "user", "content": "tell me a story"}]
@@ -124,3 +125,31 @@ async def test_an_outside_cancel_during_the_wait_stays_a_cancel(emulator):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+@pytest.mark.parametrize("can_uncancel", [True, False], ids=["uncancel", "3.10"])
+async def test_an_outside_cancel_racing_the_deadline_stays_a_cancel(monkeypatch, can_uncancel):
+    if can_uncancel and not answer.CAN_UNCANCEL:
+        pytest.skip("Task.uncancel is new in 3.11")
+    monkeypatch.setattr(answer, "CAN_UNCANCEL", can_uncancel)
+    loop = asyncio.get_running_loop()
+    deadline = answer.Deadline(0.05)
+    task = asyncio.ensure_future(deadline.wait(asyncio.sleep(30)))
+    await asyncio.sleep(0)  # the task is waiting; the deadline's timer is due in 0.05 s
+    loop.call_later(0.06, task.cancel)
+    time.sleep(0.2)  # the loop held: both come due in its next step, the deadline's timer first
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    deadline.close()
+
+
+@pytest.mark.parametrize("can_uncancel", [True, False], ids=["uncancel", "3.10"])
+async def test_the_deadline_alone_ends_the_wait_and_leaves_the_task_usable(monkeypatch, can_uncancel):
+    if can_uncancel and not answer.CAN_UNCANCEL:
+        pytest.skip("Task.uncancel is new in 3.11")
+    monkeypatch.setattr(answer, "CAN_UNCANCEL", can_uncancel)
+    deadline = answer.Deadline(0.05)
+    with pytest.raises(answer.Expired, match="gap"):
+        await deadline.wait(asyncio.sleep(30))
+    deadline.close()
+    await asyncio.sleep(0.01)  # no cancel is left pending for the caller's next await
