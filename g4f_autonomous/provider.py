@@ -63,11 +63,11 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
 
     @classmethod
     def get_model(cls, model: str, **kwargs: Any) -> str:
-        """g4f's resolution (empty → default, alias → model), but strict.
+        """g4f's resolution (empty or "auto" → default, alias → model), but strict.
 
         g4f's own lookup also accepts any suffix of a model name ("ma" → "llama"),
         which turns a typo into a silent model switch; here a name must be a
-        model or an alias.
+        model or an alias, so g4f's lookup is not called at all.
         """
         if model in cls.models:  # the common case: an exact upstream name
             return model
@@ -75,14 +75,14 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             raise ModelNotFoundError(
                 f"AutonomousAI: model must be a string such as 'llama', got {type(model).__name__}"
             )
-        known = not model or model == "auto" or model in (cls.model_aliases or {})
-        resolved = super().get_model(model, **kwargs) if known else None
-        if resolved not in cls.models:
-            aliases = ", ".join(f"{alias} → {name}" for alias, name in wire.MODEL_ALIASES.items())
-            raise ModelNotFoundError(
-                f"AutonomousAI has no model {wire.bounded(model)}. Models: {', '.join(cls.models)}. Aliases: {aliases}"
-            )
-        return resolved
+        if not model or model == "auto":
+            return cls.default_model
+        if model in cls.model_aliases:
+            return cls.model_aliases[model]
+        aliases = ", ".join(f"{alias} → {name}" for alias, name in cls.model_aliases.items())
+        raise ModelNotFoundError(
+            f"AutonomousAI has no model {wire.bounded(model)}. Models: {', '.join(cls.models)}. Aliases: {aliases}"
+        )
 
     @classmethod
     async def create_async_generator(
@@ -183,6 +183,8 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
                     result["error"] = "Cloudflare challenge page"
                 elif response.status >= 500:
                     result["error"] = f"HTTP {response.status}"
-        except Exception as error:  # a health probe reports, it does not raise
+        except (ValueError, asyncio.TimeoutError, answer.BodyError, *TRANSPORT_ERRORS) as error:
+            # What a bad URL, an unreachable or odd server gives: a report, not an exception.
+            # Anything else is a bug of ours, and shows as one.
             result["error"] = errors.cause(error)
         return result

@@ -2,15 +2,15 @@
 
 Pure apart from reading the base-URL environment variable: the translation
 rules themselves live in ``wire``; this module puts one request together for
-both stream modes and keeps what is the same from call to call cached.
+both stream modes.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import math
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +71,7 @@ def build_request(
     elif proxy_auth:
         request_headers = {**request_headers, **proxy_auth}  # plain http: the proxy reads the request itself
     seconds = positive_seconds("timeout", timeout, DEFAULT_TIMEOUT)
-    thread_id = thread_id_of(conversation) or new_thread_id()
+    thread_id = thread_id_of(conversation) or str(uuid.uuid4())
     encoded_messages = wire.encode_messages(wire_messages)
     return Request(
         endpoint=endpoint,
@@ -79,7 +79,8 @@ def build_request(
         headers=request_headers,
         proxy=proxy,
         proxy_headers=proxy_headers,
-        timeout=_connect_timeout(seconds),
+        # connect= also bounds the DNS look-up, which sock_connect does not cover.
+        timeout=aiohttp.ClientTimeout(total=None, connect=seconds, sock_connect=seconds),
         seconds=seconds,
         total_timeout=positive_seconds("total_timeout", total_timeout, None),
         stream=bool(stream),
@@ -90,13 +91,8 @@ def build_request(
     )
 
 
-@functools.lru_cache(maxsize=64)
 def endpoint_for(base_url: str | None, from_env: str, model: str) -> tuple[str, str]:
-    """The model's endpoint URL and its form without credentials.
-
-    Cached per distinct input: checking and redacting parse URLs, about 5% of a
-    short answer's client time, and the same work on every call.
-    """
+    """The model's endpoint URL and its form without credentials."""
     url = wire.endpoint_url(wire.resolve_base_url(base_url, from_env), model)
     shown = wire.redact_url(url)
     # Every error names the endpoint: a caller's 10 MB base_url must not make 10 MB errors.
@@ -120,12 +116,6 @@ def headers_for(extra: Any) -> dict[str, str]:
 
 
 _BROWSER_HEADERS = wire.build_headers()
-
-
-@functools.lru_cache(maxsize=64)
-def _connect_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    # connect= also bounds the DNS look-up, which sock_connect does not cover.
-    return aiohttp.ClientTimeout(total=None, connect=seconds, sock_connect=seconds)
 
 
 # Longer than any call could last (about 31 years), and far below what
@@ -175,15 +165,6 @@ def credentials_of(url: str | None) -> list[str]:
         return []
     parts = urlsplit(url)
     return credential_forms(parts.username, parts.password)
-
-
-def new_thread_id() -> str:
-    """A random version-4 UUID, as text: what uuid.uuid4() gives, in half its time."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
-    hex_ = raw.hex()
-    return f"{hex_[:8]}-{hex_[8:12]}-{hex_[12:16]}-{hex_[16:20]}-{hex_[20:]}"
 
 
 def thread_id_of(conversation: Any) -> str | None:

@@ -109,10 +109,8 @@ def test_thread_id_of(conversation, expected):
 def test_new_threads_are_random_version_4_uuids():
     import uuid
 
-    from g4f_autonomous.request import new_thread_id
-
-    ids = {new_thread_id() for _ in range(1000)}
-    assert len(ids) == 1000
+    ids = {build_request(model="llama", messages=MESSAGES, base_url=BASE).thread_id for _ in range(200)}
+    assert len(ids) == 200
     assert all(uuid.UUID(value).version == 4 and str(uuid.UUID(value)) == value for value in ids)
 
 
