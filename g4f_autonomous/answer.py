@@ -224,10 +224,7 @@ class Body:
 
     __slots__ = ("origin", "size", "_read", "_decoder", "_refused", "_deadline", "_limit", "_loop", "_turn")
 
-    def __init__(
-        self, response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline | None = None,
-        limit: int | None = None,
-    ) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline | None = None) -> None:
         self.origin = origin
         self.size = 0  # decoded bytes so far
         self._read = response.content.read
@@ -238,7 +235,7 @@ class Body:
             self._decoder = None
             self._refused = BodyError(errors.undecodable(origin, str(error)))
         self._deadline = deadline
-        self._limit = MAX_DECODED_SIZE if limit is None else limit
+        self._limit = MAX_DECODED_SIZE
         self._loop = asyncio.get_running_loop()
         self._turn = self._loop.time()
 
@@ -367,7 +364,7 @@ class AnswerState:
 
     def _event_text(self, data: str) -> str:
         try:
-            payload = json.loads(data) if len(data) <= SHAPE_CHECK_SIZE else load_json(data)
+            payload = load_json(data)
         except json.JSONDecodeError:
             # Seen upstream: stray non-JSON lines between good events. Skip them,
             # and log only the size: the line may quote the user's message.
@@ -482,18 +479,13 @@ async def read_answer(
 def _texts(state: AnswerState, decoder: SSEDecoder, block: bytes) -> list[str]:
     """The text deltas of one read (b"": the end of the body), fed to the decoder FEED_SIZE bytes at a time."""
     if not block:
-        events = decoder.close()
-        return state.texts(events) if events else []
-    if len(block) <= FEED_SIZE:  # an event or a few: the usual read
-        events = decoder.feed(block)
-        return state.texts(events) if events else []
+        return state.texts(decoder.close())
     texts: list[str] = []
     start = 0
     while start < len(block):
         # Cut after a blank line where there is one: the decoder's fast path takes whole events.
-        end = block.rfind(b"\n\n", start, start + FEED_SIZE) + 2
-        if end <= start + 1:
-            end = start + FEED_SIZE
+        cut = block.rfind(b"\n\n", start, start + FEED_SIZE)
+        end = cut + 2 if cut >= 0 else start + FEED_SIZE
         events = decoder.feed(block[start:end])
         start = end
         if events:
@@ -527,14 +519,13 @@ async def _open(
 
 
 async def read_up_to(
-    response: aiohttp.ClientResponse, limit: int, deadline: Deadline | None = None, *,
-    body: Body | None = None, head: bytes = b"", origin: Origin | None = None,
+    response: aiohttp.ClientResponse, limit: int, *, body: Body | None = None, head: bytes = b"",
 ) -> bytes:
     """The body's first ``limit`` decoded bytes (all of it if shorter), ``head`` being what was read
-    already; the rest stays unread. Decoded as :class:`Body` decodes, each read under ``deadline``
-    when one is given. Raises :class:`BodyError` (with its g4f error) for a body it cannot decode."""
+    already; the rest stays unread. Decoded (and, through ``body``, timed) as :class:`Body` decodes.
+    Raises :class:`BodyError` (with its g4f error) for a body it cannot decode."""
     if body is None:
-        body = Body(response, origin or Origin(wire.redact_url(str(response.url))), deadline)
+        body = Body(response, Origin(wire.redact_url(str(response.url))))
     buffer = bytearray(head)
     while len(buffer) < limit:
         block = await body.next()

@@ -147,3 +147,47 @@ def test_without_a_base_url_the_request_goes_to_the_public_service(monkeypatch):
     assert request.proxy_headers == {"Proxy-Authorization": "Basic " + base64.b64encode(b"u:p").decode()}
     assert request.headers is headers_for(None)
     assert (request.seconds, request.total_timeout, request.stream) == (120.0, None, True)
+
+
+@pytest.mark.parametrize("value, shown", [
+    (1e10, "1e+10"), (10**10, "10000000000"), (10**150, str(10**150)), (10**300, "an integer of 997 bits"),
+])
+def test_seconds_past_the_limit_are_refused_naming_the_limit(value, shown):
+    with pytest.raises(ValueError) as caught:
+        positive_seconds("total_timeout", value, None)
+    assert str(caught.value) == f"total_timeout must be at most 1e+09 seconds, got {shown}"
+
+
+def test_seconds_at_the_limit_are_taken():
+    assert positive_seconds("timeout", 10**9, None) == 1e9
+    assert positive_seconds("timeout", 0.0, None) is None
+
+
+@pytest.mark.parametrize("proxy, credentials", [
+    ("http://a%40b:p%3Aw@127.0.0.1:3128", "a@b:p:w".encode("latin-1")),  # percent-encoded, as URLs carry them
+    ("http://j%C3%BCrgen:s%C3%A9same@127.0.0.1:3128", "jürgen:sésame".encode("latin-1")),  # what aiohttp sends
+    ("http://u:%E2%82%AC@127.0.0.1:3128", "u:€".encode()),  # no Latin-1 form: UTF-8
+])
+def test_proxy_credentials_are_decoded_then_encoded_as_aiohttp_would(proxy, credentials):
+    request = build_request(model="llama", messages=MESSAGES, base_url=BASE, proxy=proxy)
+    assert request.proxy == "http://127.0.0.1:3128"
+    assert request.headers["Proxy-Authorization"] == "Basic " + base64.b64encode(credentials).decode()
+
+
+def test_a_long_base_url_is_named_shortened_in_errors():
+    base_url = "http://127.0.0.1:9/" + "a" * 300
+    request = build_request(model="llama", messages=MESSAGES, base_url=base_url)
+    assert request.endpoint == base_url + "/chat"
+    assert request.origin.endpoint == (base_url + "/chat")[:wire.QUOTED_LIMIT] + "…"
+
+
+@pytest.mark.parametrize("base_url", [b"http://127.0.0.1:9/api", 5, ["http://127.0.0.1:9/api"]])
+def test_a_base_url_that_is_not_a_string_is_a_value_error_naming_it(base_url):
+    with pytest.raises(ValueError, match="base_url"):
+        build_request(model="llama", messages=MESSAGES, base_url=base_url)
+
+
+def test_an_empty_base_url_means_the_configured_one(monkeypatch):
+    monkeypatch.setenv(wire.BASE_URL_ENV, "http://127.0.0.1:8/env")
+    assert build_request(model="llama", messages=MESSAGES, base_url="").endpoint == "http://127.0.0.1:8/env/chat"
+    assert build_request(model="llama", messages=MESSAGES).endpoint == "http://127.0.0.1:8/env/chat"
