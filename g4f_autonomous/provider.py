@@ -125,8 +125,8 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
                 ))
             except Expired:
                 raise deadline.error(origin) from None
-            except asyncio.TimeoutError:  # aiohttp's connect timeouts (its ServerTimeoutError is one)
-                raise errors.no_connection(origin, request.seconds) from None
+            # aiohttp's connect timeout is set to the gap, so the deadline (armed before it) ends
+            # the wait first; were it ever to fire, it is a ClientError, reported as unreachable.
             except TRANSPORT_ERRORS as error:
                 raise errors.unreachable(origin, error) from None
             finished = False
