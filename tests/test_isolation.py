@@ -114,7 +114,8 @@ async def test_an_encoding_that_cannot_be_bounded_is_a_g4f_error_naming_it(emula
 
 async def test_corrupt_gzip_is_a_g4f_error(emulator):
     garbage = b"\x1f\x8b\x08\x00 this is no gzip at all, only its magic"
-    raw = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\n"
+    # connection: close, or the pooled connection keeps the raw handler (and the teardown) waiting 15 s.
+    raw = (b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\n"
            b"content-length: %d\r\n\r\n%s" % (len(garbage), garbage))
     with pytest.raises(ResponseError) as caught:
         await ask(emulator, Fault(raw=raw))
