@@ -91,11 +91,14 @@ class Expired(Exception):
 
 
 class BodyError(Exception):
-    """The body cannot be read as sent: its encoding is unknown or corrupt, or it decodes past its cap."""
+    """The body cannot be read as sent: its encoding is unknown or corrupt, or it decodes past its cap.
 
-    def __init__(self, error: G4FTimeoutError | Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
+    Its one argument is the g4f error to raise (so its text is that error's).
+    """
+
+    @property
+    def error(self) -> Exception:
+        return self.args[0]
 
 
 class Deadline:
@@ -282,7 +285,7 @@ def load_json(text: str | bytes) -> Any:
     """
     if len(text) > SHAPE_CHECK_SIZE:
         if isinstance(text, bytes):
-            text = text.decode("utf-8")
+            text = text.decode()
         if wire.json_values_over(text, MAX_JSON_VALUES):
             raise TooManyValues()
     return json.loads(text)
@@ -344,7 +347,7 @@ class AnswerState:
         except TooManyValues:
             raise errors.too_many_values(self.origin, "the JSON answer", MAX_JSON_VALUES) from None
         except (ValueError, RecursionError):
-            raise errors.not_json(self.origin, body[:errors.BODY_EXCERPT * 8].decode("utf-8", "replace")) from None
+            raise errors.not_json(self.origin, body[:errors.BODY_EXCERPT * 8].decode(errors="replace")) from None
         text = self._read(payload)
         self.delta_count += bool(text)
         if text and self.max_deltas is not None and self.delta_count >= self.max_deltas:
@@ -511,28 +514,32 @@ async def _open(
     if content_type.startswith("text/event-stream") or wire.looks_like_events(head):
         return None, head
     if wire.looks_like_json(content_type, head):
-        whole = await read_up_to(response, MAX_ANSWER_SIZE + 1, body=body, head=head)  # one more: too large
+        whole = await _read_body(body, MAX_ANSWER_SIZE + 1, head)  # one more: too large
         if len(whole) > MAX_ANSWER_SIZE:
             raise errors.json_too_large(origin, MAX_ANSWER_SIZE)
         return whole, b""
     raise await _failure(response, body, origin, content_type, head)
 
 
-async def read_up_to(
-    response: aiohttp.ClientResponse, limit: int, *, body: Body | None = None, head: bytes = b"",
-) -> bytes:
-    """The body's first ``limit`` decoded bytes (all of it if shorter), ``head`` being what was read
-    already; the rest stays unread. Decoded (and, through ``body``, timed) as :class:`Body` decodes.
-    Raises :class:`BodyError` (with its g4f error) for a body it cannot decode."""
-    if body is None:
-        body = Body(response, Origin(wire.redact_url(str(response.url))))
+async def read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body's first ``limit`` decoded bytes (all of it if shorter); the rest stays unread.
+
+    Decoded as :class:`Body` decodes, with no deadline: the caller bounds the
+    request's time. Raises :class:`BodyError` (with its g4f error) for a body
+    it cannot decode.
+    """
+    return await _read_body(Body(response, Origin(wire.redact_url(str(response.url)))), limit, b"")
+
+
+async def _read_body(body: Body, limit: int, head: bytes) -> bytes:
+    """``head`` (what was read already) and the next decoded bytes of ``body``, up to ``limit`` in all."""
     buffer = bytearray(head)
     while len(buffer) < limit:
         block = await body.next()
         if not block:
             break
         buffer += block
-    return bytes(buffer) if len(buffer) <= limit else bytes(buffer[:limit])
+    return bytes(buffer[:limit])
 
 
 async def _failure(
@@ -540,12 +547,12 @@ async def _failure(
 ) -> Exception:
     """The g4f error for a status or body that is no answer, from the first ERROR_BODY_LIMIT bytes."""
     try:
-        raw = await read_up_to(response, ERROR_BODY_LIMIT, body=body, head=head)
+        raw = await _read_body(body, ERROR_BODY_LIMIT, head)
     except BodyError:
         if response.status < 300:
             raise
         raw = head  # an error status is named even when its body cannot be decoded
-    text = raw.decode("utf-8", errors="replace")
+    text = raw.decode(errors="replace")
     return errors.http_status(origin, response.status, content_type, text, response.headers.get("location"))
 
 

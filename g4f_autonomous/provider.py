@@ -28,6 +28,7 @@ from .request import Request, build_request
 
 WORKING_ENV = "G4F_AUTONOMOUS_WORKING"
 HEALTH_READ_LIMIT = 2**16
+HEALTH_TIMEOUT = 10.0  # seconds for the whole probe
 
 
 def _max_tokens(value: Any) -> int | None:
@@ -173,9 +174,9 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             result["url"] = wire.redact_url(url)
             session = await pool.pooled_session()
             async with session.get(
-                url, headers=wire.build_headers(), timeout=aiohttp.ClientTimeout(total=10)
+                url, headers=wire.build_headers(), timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT)
             ) as response:
-                text = (await read_up_to(response, HEALTH_READ_LIMIT)).decode("utf-8", errors="replace")
+                text = (await read_up_to(response, HEALTH_READ_LIMIT)).decode(errors="replace")
                 result["status"] = response.status
                 challenged = wire.is_cloudflare_challenge(text)
                 result["ok"] = response.status < 500 and not challenged
@@ -183,7 +184,9 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
                     result["error"] = "Cloudflare challenge page"
                 elif response.status >= 500:
                     result["error"] = f"HTTP {response.status}"
-        except (ValueError, asyncio.TimeoutError, answer.BodyError, *TRANSPORT_ERRORS) as error:
+        except answer.BodyError as error:  # an encoding it cannot decode, or a page decoding past its cap
+            result["error"] = errors.cause(error.error)
+        except (ValueError, asyncio.TimeoutError, *TRANSPORT_ERRORS) as error:
             # What a bad URL, an unreachable or odd server gives: a report, not an exception.
             # Anything else is a bug of ours, and shows as one.
             result["error"] = errors.cause(error)

@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import helpers
 import pytest
 from g4f.errors import TimeoutError as G4FTimeoutError
 from polling import until
+from raw_server import Answer, raw_server, read_request
 
 from g4f_autonomous import AutonomousAI, answer
 from g4f_autonomous.emulator import Fault
@@ -25,29 +24,9 @@ GUARD = 10.0  # a regression that hangs fails instead
 EVENTS = b"".join(b'data: {"choices": [{"delta": {"content": "%d "}}]}\n\n' % index for index in range(3))
 
 
-@asynccontextmanager
-async def raw_server(answer: Callable[[asyncio.StreamWriter], Awaitable[None]]) -> AsyncIterator[str]:
-    """A server writing ``answer`` after reading one request's head; yields its base URL."""
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            await answer(writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/api/v1/ai"
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
-def stalling_after(head: bytes) -> Callable[[asyncio.StreamWriter], Awaitable[None]]:
-    async def answer(writer: asyncio.StreamWriter) -> None:
+def stalling_after(head: bytes) -> Answer:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
         writer.write(head)
         await writer.drain()
         await asyncio.sleep(GUARD * 2)
