@@ -173,7 +173,6 @@ class Deadline:
         try:
             await asyncio.wait((inner, self._expiry), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self._expiry = None
             pending = not inner.done()
             if pending:
                 inner.cancel()
@@ -572,15 +571,7 @@ async def _finish_body(response: aiohttp.ClientResponse) -> None:
     if content.is_eof():
         return
     try:
-        await asyncio.wait_for(_discard(content, ERROR_BODY_LIMIT), END_GRACE)
+        # One read: the end of the body (b"", or a last comment with it); anything longer is not waited for.
+        await asyncio.wait_for(content.read(READ_SIZE), END_GRACE)
     except (asyncio.TimeoutError, *TRANSPORT_ERRORS):
         pass  # the answer is complete; only the connection is not reused
-
-
-async def _discard(content: aiohttp.StreamReader, limit: int) -> None:
-    seen = 0
-    while seen <= limit:
-        block = await content.read(READ_SIZE)
-        if not block:
-            return
-        seen += len(block)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import helpers
 import pytest
 from g4f.errors import ResponseError, ResponseStatusError
@@ -13,6 +14,7 @@ from g4f.providers.response import FinishReason
 from raw_server import raw_server, read_request
 
 from g4f_autonomous import provider
+from g4f_autonomous.answer import read_up_to
 from g4f_autonomous.emulator import Fault
 
 MESSAGES = [{"role": "user", "content": "tell me a story"}]
@@ -101,3 +103,28 @@ def test_the_working_flag_from_the_environment(monkeypatch, value, working):
     else:
         monkeypatch.setenv(provider.WORKING_ENV, value)
     assert provider._working_from_env() is working
+
+
+async def test_a_body_kept_open_after_done_does_not_hold_the_answer():
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(STREAM_HEAD + chunked(DELTA, b"data: [DONE]\n\n"))
+        await writer.drain()
+        await asyncio.sleep(GUARD * 2)  # never the end of the body
+
+    async with raw_server(answer) as base_url:
+        assert helpers.text_of(await ask(base_url)) == "hi"
+
+
+async def test_read_up_to_gives_the_first_bytes_without_waiting_for_more():
+    # What the health probe and `check --deep` read: a page that never ends is cut at the limit.
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"0123456789")
+        await writer.drain()
+        await asyncio.sleep(GUARD * 2)
+
+    async with raw_server(answer) as base_url, aiohttp.ClientSession(auto_decompress=False) as session, \
+            session.get(base_url) as response:
+        assert await asyncio.wait_for(read_up_to(response, 10), GUARD) == b"0123456789"
+        assert await asyncio.wait_for(read_up_to(response, 0), GUARD) == b""
