@@ -29,6 +29,9 @@ from .request import Request, build_request
 WORKING_ENV = "G4F_AUTONOMOUS_WORKING"
 HEALTH_READ_LIMIT = 2**16
 HEALTH_TIMEOUT = 10.0  # seconds for the whole probe
+# A call's waits, connecting included, are bounded by its Deadline, armed before the POST:
+# aiohttp's own timeouts would only race it.
+NO_CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=None)
 
 
 def _max_tokens(value: Any) -> int | None:
@@ -122,7 +125,7 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             try:
                 response = await deadline.wait(pool.post(
                     request.endpoint, body=request.body, headers=request.headers, proxy=request.proxy,
-                    proxy_headers=request.proxy_headers, timeout=request.timeout,
+                    proxy_headers=request.proxy_headers, timeout=NO_CLIENT_TIMEOUT,
                 ))
             except Expired:
                 raise deadline.error(origin) from None

@@ -1,7 +1,7 @@
 """Building one upstream request from g4f's arguments: every check before any I/O.
 
-Pure apart from reading the base-URL environment variable: the translation
-rules themselves live in ``wire``; this module puts one request together for
+Pure (no I/O, no aiohttp) apart from reading the base-URL environment variable
+through ``wire``: the translation rules themselves live in ``wire``; this module puts one request together for
 both stream modes.
 """
 
@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import base64
 import math
-import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
-
-import aiohttp
 
 from . import wire
 from .errors import Origin
@@ -34,7 +31,6 @@ class Request:
     headers: dict[str, str]
     proxy: str | None
     proxy_headers: dict[str, str] | None
-    timeout: aiohttp.ClientTimeout  # connecting; reads are bounded by the provider's Deadline
     seconds: float  # the gap allowed between events (and for the answer to start)
     total_timeout: float | None
     stream: bool
@@ -59,9 +55,7 @@ def build_request(
     wire_messages = wire.check_messages(messages)
     if media:
         wire_messages = wire.attach_images(wire_messages, wire.media_urls(media))
-    if base_url and not isinstance(base_url, str):
-        wire.resolve_base_url(base_url)  # raises the ValueError naming base_url
-    endpoint, shown_endpoint = endpoint_for(base_url or None, os.environ.get(wire.BASE_URL_ENV, ""), model)
+    endpoint, shown_endpoint = endpoint_for(base_url, model)
     checked_proxy = wire.check_proxy(proxy)
     proxy, proxy_auth = proxy_and_credentials(checked_proxy)
     request_headers = headers_for(headers)
@@ -79,8 +73,6 @@ def build_request(
         headers=request_headers,
         proxy=proxy,
         proxy_headers=proxy_headers,
-        # connect= also bounds the DNS look-up, which sock_connect does not cover.
-        timeout=aiohttp.ClientTimeout(total=None, connect=seconds, sock_connect=seconds),
         seconds=seconds,
         total_timeout=positive_seconds("total_timeout", total_timeout, None),
         stream=bool(stream),
@@ -91,9 +83,10 @@ def build_request(
     )
 
 
-def endpoint_for(base_url: str | None, from_env: str, model: str) -> tuple[str, str]:
-    """The model's endpoint URL and its form without credentials."""
-    url = wire.endpoint_url(wire.resolve_base_url(base_url, from_env), model)
+def endpoint_for(base_url: Any, model: str) -> tuple[str, str]:
+    """The model's endpoint URL (``base_url``, else the environment's, else the public one) and its
+    form without credentials; a bad base URL is a ValueError naming where it came from."""
+    url = wire.endpoint_url(wire.resolve_base_url(base_url), model)
     shown = wire.redact_url(url)
     # Every error names the endpoint: a caller's 10 MB base_url must not make 10 MB errors.
     if len(shown) > wire.QUOTED_LIMIT:
@@ -148,15 +141,15 @@ def proxy_and_credentials(proxy: str | None) -> tuple[str | None, dict[str, str]
     if proxy is None:
         return None, None
     parts = urlsplit(proxy)
-    if parts.username is None and parts.password is None:
+    if parts.username is None:  # no "@": no password either
         return proxy, None
-    credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
     try:
         raw = credentials.encode("latin-1")  # what aiohttp itself uses for URL credentials
     except UnicodeEncodeError:
-        raw = credentials.encode("utf-8")
-    bare = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
-    return bare, {"Proxy-Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
+        raw = credentials.encode()
+    bare = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return bare, {"Proxy-Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
 def credentials_of(url: str | None) -> list[str]:

@@ -80,10 +80,11 @@ def test_credentials_of_the_base_url_and_proxy_are_hidden_in_quotes():
     assert shown == "authorization: Basic [redacted] proxy-authorization: Basic [redacted] [redacted] [redacted]"
 
 
-def test_endpoint_prefers_the_argument_then_the_environment_value():
-    assert endpoint_for(BASE, "http://127.0.0.1:8/env", "vision") == (BASE + "/chat-vision", BASE + "/chat-vision")
-    assert endpoint_for(None, "http://127.0.0.1:8/env", "summary")[0] == "http://127.0.0.1:8/env/summary"
-    assert endpoint_for("http://u:p@127.0.0.1:9/x", "", "llama") == (
+def test_endpoint_prefers_the_argument_then_the_environment_value(monkeypatch):
+    monkeypatch.setenv(wire.BASE_URL_ENV, "http://127.0.0.1:8/env")
+    assert endpoint_for(BASE, "vision") == (BASE + "/chat-vision", BASE + "/chat-vision")
+    assert endpoint_for(None, "summary")[0] == "http://127.0.0.1:8/env/summary"
+    assert endpoint_for("http://u:p@127.0.0.1:9/x", "llama") == (
         "http://u:p@127.0.0.1:9/x/chat", "http://***@127.0.0.1:9/x/chat")
 
 
@@ -101,6 +102,7 @@ def test_positive_seconds_refuses_what_is_not_a_positive_number(value):
 @pytest.mark.parametrize("conversation, expected", [
     (None, None), ({"thread_id": "t"}, "t"), ({"thread_id": ""}, None), ({"thread_id": 5}, None),
     (type("Conversation", (), {"thread_id": "obj"})(), "obj"),
+    (object(), None),  # another provider's conversation, without a thread
 ])
 def test_thread_id_of(conversation, expected):
     assert thread_id_of(conversation) == expected
@@ -147,6 +149,7 @@ def test_without_a_base_url_the_request_goes_to_the_public_service(monkeypatch):
     assert request.proxy_headers == {"Proxy-Authorization": "Basic " + base64.b64encode(b"u:p").decode()}
     assert request.headers is headers_for(None)
     assert (request.seconds, request.total_timeout, request.stream) == (120.0, None, True)
+    assert build_request(model="llama", messages=MESSAGES).proxy_headers is None
 
 
 @pytest.mark.parametrize("value, shown", [
@@ -167,6 +170,7 @@ def test_seconds_at_the_limit_are_taken():
     ("http://a%40b:p%3Aw@127.0.0.1:3128", "a@b:p:w".encode("latin-1")),  # percent-encoded, as URLs carry them
     ("http://j%C3%BCrgen:s%C3%A9same@127.0.0.1:3128", "jürgen:sésame".encode("latin-1")),  # what aiohttp sends
     ("http://u:%E2%82%AC@127.0.0.1:3128", "u:€".encode()),  # no Latin-1 form: UTF-8
+    ("http://u:p@ss@127.0.0.1:3128", b"u:p@ss"),  # an "@" left unencoded: the host is after the last one
 ])
 def test_proxy_credentials_are_decoded_then_encoded_as_aiohttp_would(proxy, credentials):
     request = build_request(model="llama", messages=MESSAGES, base_url=BASE, proxy=proxy)
@@ -179,6 +183,9 @@ def test_a_long_base_url_is_named_shortened_in_errors():
     request = build_request(model="llama", messages=MESSAGES, base_url=base_url)
     assert request.endpoint == base_url + "/chat"
     assert request.origin.endpoint == (base_url + "/chat")[:wire.QUOTED_LIMIT] + "…"
+    at_the_limit = "http://127.0.0.1:9/" + "a" * (wire.QUOTED_LIMIT - len("http://127.0.0.1:9//chat"))
+    assert build_request(model="llama", messages=MESSAGES, base_url=at_the_limit).origin.endpoint == (
+        at_the_limit + "/chat")
 
 
 @pytest.mark.parametrize("base_url", [b"http://127.0.0.1:9/api", 5, ["http://127.0.0.1:9/api"]])
