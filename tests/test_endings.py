@@ -128,3 +128,29 @@ async def test_read_up_to_gives_the_first_bytes_without_waiting_for_more():
             session.get(base_url) as response:
         assert await asyncio.wait_for(read_up_to(response, 10), GUARD) == b"0123456789"
         assert await asyncio.wait_for(read_up_to(response, 0), GUARD) == b""
+
+
+async def test_max_tokens_holds_across_reads():
+    # Each delta in a read of its own: the count must carry over from one read to the next.
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(STREAM_HEAD)
+        for _ in range(4):
+            writer.write(chunked(DELTA))
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        writer.write(chunked(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        await writer.drain()
+
+    async with raw_server(answer) as base_url:
+        items = await ask(base_url, max_tokens=2)
+    assert helpers.texts(items) == ["hi", "hi"]
+    assert finish_reasons(items) == ["length"]
+
+
+@pytest.mark.parametrize("event, kind", [("[1, 2]", "list"), ('"text"', "str"), ("7", "int")])
+async def test_an_event_that_is_no_object_is_an_error_naming_its_type(emulator, event, kind):
+    emulator.fault = Fault(events=[event])
+    with pytest.raises(ResponseError) as caught:
+        await ask(emulator.base_url)
+    assert str(caught.value) == f"{emulator.base_url}/chat sent {kind} where an answer object was expected"
