@@ -154,6 +154,7 @@ def test_without_a_base_url_the_request_goes_to_the_public_service(monkeypatch):
 
 @pytest.mark.parametrize("value, shown", [
     (1e10, "1e+10"), (10**10, "10000000000"), (10**150, str(10**150)), (10**300, "an integer of 997 bits"),
+    (2**599, str(2**599)), (2**600, "an integer of 601 bits"),  # up to 600 bits an integer is shown whole
 ])
 def test_seconds_past_the_limit_are_refused_naming_the_limit(value, shown):
     with pytest.raises(ValueError) as caught:
