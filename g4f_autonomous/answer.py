@@ -82,17 +82,23 @@ TRANSPORT_ERRORS = (aiohttp.ClientError, HttpProcessingError, OSError)
 
 T = TypeVar("T")
 
+# Task.uncancel (3.11+) lets the deadline cancel the waiting task and take the cancel back.
+CAN_UNCANCEL = hasattr(asyncio.Task, "uncancel")
+
 
 class Expired(Exception):
     """A :class:`Deadline` ran out; the caller turns it into g4f's TimeoutError."""
 
 
 class BodyError(Exception):
-    """The body cannot be read as sent: its encoding is unknown or corrupt, or it decodes past its cap."""
+    """The body cannot be read as sent: its encoding is unknown or corrupt, or it decodes past its cap.
 
-    def __init__(self, error: G4FTimeoutError | Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
+    Its one argument is the g4f error to raise (so its text is that error's).
+    """
+
+    @property
+    def error(self) -> Exception:
+        return self.args[0]
 
 
 class Deadline:
@@ -107,7 +113,7 @@ class Deadline:
     """
 
     __slots__ = ("gap", "total", "default_total", "_loop", "_end", "_last", "_handle", "_task", "_waiting",
-                 "expired")
+                 "_expiry", "expired")
 
     def __init__(self, gap: float, total: float | None = None, *, default_total: float | None = None) -> None:
         """``default_total`` applies when ``total`` is None: the error then names it as the default."""
@@ -121,6 +127,7 @@ class Deadline:
         self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task | None = None
         self._waiting = False
+        self._expiry: asyncio.Future | None = None  # Python 3.10 only: see _race
         self.expired = ""  # "gap" or "total" once it has run out
 
     def progress(self) -> None:
@@ -143,17 +150,35 @@ class Deadline:
         self._task = asyncio.current_task()
         self._waiting = True
         try:
+            if not CAN_UNCANCEL:
+                return await self._race(awaitable)
             return await awaitable
         except asyncio.CancelledError:
-            if not self.expired:
-                raise
-            # Our own cancel. On 3.11+ undo it, unless somebody else cancelled too.
-            uncancel = getattr(self._task, "uncancel", None)
-            if uncancel is not None and uncancel() > 0:
-                raise
-            raise Expired(self.expired) from None
+            # Our own cancel: undo it, unless somebody else cancelled too (then theirs wins).
+            if self.expired and CAN_UNCANCEL and self._task.uncancel() == 0:  # type: ignore[union-attr]
+                raise Expired(self.expired) from None
+            raise
         finally:
             self._waiting = False
+
+    async def _race(self, awaitable: Awaitable[T]) -> T:
+        """Python 3.10: the timer ends the wait without cancelling the caller's task.
+
+        Without Task.uncancel, a cancel from outside that lands next to the
+        timer's own would be merged into it and lost; here only an outside
+        cancel cancels the caller's task. One task per wait, on 3.10 only.
+        """
+        inner = asyncio.ensure_future(awaitable)
+        self._expiry = self._loop.create_future()
+        try:
+            await asyncio.wait((inner, self._expiry), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            pending = not inner.done()
+            if pending:
+                inner.cancel()
+        if pending:  # the wait ended without a cancel, and not by the awaitable: the timer ended it
+            raise Expired(self.expired)
+        return inner.result()
 
     def close(self) -> None:
         if self._handle is not None:
@@ -172,7 +197,10 @@ class Deadline:
             self._handle = self._loop.call_at(due, self._fire)
             return
         self.expired = "total" if due == self._end else "gap"
-        self._task.cancel()
+        if self._expiry is not None:
+            self._expiry.set_result(None)
+        else:
+            self._task.cancel()
 
     def error(self, origin: Origin, deltas: int | None = None) -> G4FTimeoutError:
         """g4f's TimeoutError once expired; ``deltas`` once the event stream had begun."""
@@ -198,10 +226,7 @@ class Body:
 
     __slots__ = ("origin", "size", "_read", "_decoder", "_refused", "_deadline", "_limit", "_loop", "_turn")
 
-    def __init__(
-        self, response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline | None = None,
-        limit: int | None = None,
-    ) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline | None = None) -> None:
         self.origin = origin
         self.size = 0  # decoded bytes so far
         self._read = response.content.read
@@ -212,7 +237,7 @@ class Body:
             self._decoder = None
             self._refused = BodyError(errors.undecodable(origin, str(error)))
         self._deadline = deadline
-        self._limit = MAX_DECODED_SIZE if limit is None else limit
+        self._limit = MAX_DECODED_SIZE
         self._loop = asyncio.get_running_loop()
         self._turn = self._loop.time()
 
@@ -259,7 +284,7 @@ def load_json(text: str | bytes) -> Any:
     """
     if len(text) > SHAPE_CHECK_SIZE:
         if isinstance(text, bytes):
-            text = text.decode("utf-8")
+            text = text.decode()
         if wire.json_values_over(text, MAX_JSON_VALUES):
             raise TooManyValues()
     return json.loads(text)
@@ -321,7 +346,7 @@ class AnswerState:
         except TooManyValues:
             raise errors.too_many_values(self.origin, "the JSON answer", MAX_JSON_VALUES) from None
         except (ValueError, RecursionError):
-            raise errors.not_json(self.origin, body[:errors.BODY_EXCERPT * 8].decode("utf-8", "replace")) from None
+            raise errors.not_json(self.origin, body[:errors.BODY_EXCERPT * 8].decode(errors="replace")) from None
         text = self._read(payload)
         self.delta_count += bool(text)
         if text and self.max_deltas is not None and self.delta_count >= self.max_deltas:
@@ -341,7 +366,7 @@ class AnswerState:
 
     def _event_text(self, data: str) -> str:
         try:
-            payload = json.loads(data) if len(data) <= SHAPE_CHECK_SIZE else load_json(data)
+            payload = load_json(data)
         except json.JSONDecodeError:
             # Seen upstream: stray non-JSON lines between good events. Skip them,
             # and log only the size: the line may quote the user's message.
@@ -456,18 +481,13 @@ async def read_answer(
 def _texts(state: AnswerState, decoder: SSEDecoder, block: bytes) -> list[str]:
     """The text deltas of one read (b"": the end of the body), fed to the decoder FEED_SIZE bytes at a time."""
     if not block:
-        events = decoder.close()
-        return state.texts(events) if events else []
-    if len(block) <= FEED_SIZE:  # an event or a few: the usual read
-        events = decoder.feed(block)
-        return state.texts(events) if events else []
+        return state.texts(decoder.close())
     texts: list[str] = []
     start = 0
     while start < len(block):
         # Cut after a blank line where there is one: the decoder's fast path takes whole events.
-        end = block.rfind(b"\n\n", start, start + FEED_SIZE) + 2
-        if end <= start + 1:
-            end = start + FEED_SIZE
+        cut = block.rfind(b"\n\n", start, start + FEED_SIZE)
+        end = cut + 2 if cut >= 0 else start + FEED_SIZE
         events = decoder.feed(block[start:end])
         start = end
         if events:
@@ -493,29 +513,32 @@ async def _open(
     if content_type.startswith("text/event-stream") or wire.looks_like_events(head):
         return None, head
     if wire.looks_like_json(content_type, head):
-        whole = await read_up_to(response, MAX_ANSWER_SIZE + 1, body=body, head=head)  # one more: too large
+        whole = await _read_body(body, MAX_ANSWER_SIZE + 1, head)  # one more: too large
         if len(whole) > MAX_ANSWER_SIZE:
             raise errors.json_too_large(origin, MAX_ANSWER_SIZE)
         return whole, b""
     raise await _failure(response, body, origin, content_type, head)
 
 
-async def read_up_to(
-    response: aiohttp.ClientResponse, limit: int, deadline: Deadline | None = None, *,
-    body: Body | None = None, head: bytes = b"", origin: Origin | None = None,
-) -> bytes:
-    """The body's first ``limit`` decoded bytes (all of it if shorter), ``head`` being what was read
-    already; the rest stays unread. Decoded as :class:`Body` decodes, each read under ``deadline``
-    when one is given. Raises :class:`BodyError` (with its g4f error) for a body it cannot decode."""
-    if body is None:
-        body = Body(response, origin or Origin(wire.redact_url(str(response.url))), deadline)
+async def read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body's first ``limit`` decoded bytes (all of it if shorter); the rest stays unread.
+
+    Decoded as :class:`Body` decodes, with no deadline: the caller bounds the
+    request's time. Raises :class:`BodyError` (with its g4f error) for a body
+    it cannot decode.
+    """
+    return await _read_body(Body(response, Origin(wire.redact_url(str(response.url)))), limit, b"")
+
+
+async def _read_body(body: Body, limit: int, head: bytes) -> bytes:
+    """``head`` (what was read already) and the next decoded bytes of ``body``, up to ``limit`` in all."""
     buffer = bytearray(head)
     while len(buffer) < limit:
         block = await body.next()
         if not block:
             break
         buffer += block
-    return bytes(buffer) if len(buffer) <= limit else bytes(buffer[:limit])
+    return bytes(buffer[:limit])
 
 
 async def _failure(
@@ -523,12 +546,12 @@ async def _failure(
 ) -> Exception:
     """The g4f error for a status or body that is no answer, from the first ERROR_BODY_LIMIT bytes."""
     try:
-        raw = await read_up_to(response, ERROR_BODY_LIMIT, body=body, head=head)
+        raw = await _read_body(body, ERROR_BODY_LIMIT, head)
     except BodyError:
         if response.status < 300:
             raise
         raw = head  # an error status is named even when its body cannot be decoded
-    text = raw.decode("utf-8", errors="replace")
+    text = raw.decode(errors="replace")
     return errors.http_status(origin, response.status, content_type, text, response.headers.get("location"))
 
 
@@ -548,15 +571,7 @@ async def _finish_body(response: aiohttp.ClientResponse) -> None:
     if content.is_eof():
         return
     try:
-        await asyncio.wait_for(_discard(content, ERROR_BODY_LIMIT), END_GRACE)
+        # One read: the end of the body (b"", or a last comment with it); anything longer is not waited for.
+        await asyncio.wait_for(content.read(READ_SIZE), END_GRACE)
     except (asyncio.TimeoutError, *TRANSPORT_ERRORS):
         pass  # the answer is complete; only the connection is not reused
-
-
-async def _discard(content: aiohttp.StreamReader, limit: int) -> None:
-    seen = 0
-    while seen <= limit:
-        block = await content.read(READ_SIZE)
-        if not block:
-            return
-        seen += len(block)

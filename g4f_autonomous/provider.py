@@ -28,6 +28,10 @@ from .request import Request, build_request
 
 WORKING_ENV = "G4F_AUTONOMOUS_WORKING"
 HEALTH_READ_LIMIT = 2**16
+HEALTH_TIMEOUT = 10.0  # seconds for the whole probe
+# A call's waits, connecting included, are bounded by its Deadline, armed before the POST:
+# aiohttp's own timeouts would only race it.
+NO_CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=None)
 
 
 def _max_tokens(value: Any) -> int | None:
@@ -63,11 +67,11 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
 
     @classmethod
     def get_model(cls, model: str, **kwargs: Any) -> str:
-        """g4f's resolution (empty → default, alias → model), but strict.
+        """g4f's resolution (empty or "auto" → default, alias → model), but strict.
 
         g4f's own lookup also accepts any suffix of a model name ("ma" → "llama"),
         which turns a typo into a silent model switch; here a name must be a
-        model or an alias.
+        model or an alias, so g4f's lookup is not called at all.
         """
         if model in cls.models:  # the common case: an exact upstream name
             return model
@@ -75,14 +79,14 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             raise ModelNotFoundError(
                 f"AutonomousAI: model must be a string such as 'llama', got {type(model).__name__}"
             )
-        known = not model or model == "auto" or model in (cls.model_aliases or {})
-        resolved = super().get_model(model, **kwargs) if known else None
-        if resolved not in cls.models:
-            aliases = ", ".join(f"{alias} → {name}" for alias, name in wire.MODEL_ALIASES.items())
-            raise ModelNotFoundError(
-                f"AutonomousAI has no model {wire.bounded(model)}. Models: {', '.join(cls.models)}. Aliases: {aliases}"
-            )
-        return resolved
+        if not model or model == "auto":
+            return cls.default_model
+        if model in cls.model_aliases:
+            return cls.model_aliases[model]
+        aliases = ", ".join(f"{alias} → {name}" for alias, name in cls.model_aliases.items())
+        raise ModelNotFoundError(
+            f"AutonomousAI has no model {wire.bounded(model)}. Models: {', '.join(cls.models)}. Aliases: {aliases}"
+        )
 
     @classmethod
     async def create_async_generator(
@@ -121,12 +125,12 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             try:
                 response = await deadline.wait(pool.post(
                     request.endpoint, body=request.body, headers=request.headers, proxy=request.proxy,
-                    proxy_headers=request.proxy_headers, timeout=request.timeout,
+                    proxy_headers=request.proxy_headers, timeout=NO_CLIENT_TIMEOUT,
                 ))
             except Expired:
                 raise deadline.error(origin) from None
-            except asyncio.TimeoutError:  # aiohttp's connect timeouts (its ServerTimeoutError is one)
-                raise errors.no_connection(origin, request.seconds) from None
+            # aiohttp's connect timeout is set to the gap, so the deadline (armed before it) ends
+            # the wait first; were it ever to fire, it is a ClientError, reported as unreachable.
             except TRANSPORT_ERRORS as error:
                 raise errors.unreachable(origin, error) from None
             finished = False
@@ -173,9 +177,9 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             result["url"] = wire.redact_url(url)
             session = await pool.pooled_session()
             async with session.get(
-                url, headers=wire.build_headers(), timeout=aiohttp.ClientTimeout(total=10)
+                url, headers=wire.build_headers(), timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT)
             ) as response:
-                text = (await read_up_to(response, HEALTH_READ_LIMIT)).decode("utf-8", errors="replace")
+                text = (await read_up_to(response, HEALTH_READ_LIMIT)).decode(errors="replace")
                 result["status"] = response.status
                 challenged = wire.is_cloudflare_challenge(text)
                 result["ok"] = response.status < 500 and not challenged
@@ -183,6 +187,10 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
                     result["error"] = "Cloudflare challenge page"
                 elif response.status >= 500:
                     result["error"] = f"HTTP {response.status}"
-        except Exception as error:  # a health probe reports, it does not raise
+        except answer.BodyError as error:  # an encoding it cannot decode, or a page decoding past its cap
+            result["error"] = errors.cause(error.error)
+        except (ValueError, asyncio.TimeoutError, *TRANSPORT_ERRORS) as error:
+            # What a bad URL, an unreachable or odd server gives: a report, not an exception.
+            # Anything else is a bug of ours, and shows as one.
             result["error"] = errors.cause(error)
         return result

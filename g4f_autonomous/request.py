@@ -1,22 +1,19 @@
 """Building one upstream request from g4f's arguments: every check before any I/O.
 
-Pure apart from reading the base-URL environment variable: the translation
-rules themselves live in ``wire``; this module puts one request together for
-both stream modes and keeps what is the same from call to call cached.
+Pure (no I/O, no aiohttp) apart from reading the base-URL environment variable
+through ``wire``: the translation rules themselves live in ``wire``; this module puts one request together for
+both stream modes.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import math
-import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
-
-import aiohttp
 
 from . import wire
 from .compat import to_data_uri
@@ -35,7 +32,6 @@ class Request:
     headers: dict[str, str]
     proxy: str | None
     proxy_headers: dict[str, str] | None
-    timeout: aiohttp.ClientTimeout  # connecting; reads are bounded by the provider's Deadline
     seconds: float  # the gap allowed between events (and for the answer to start)
     total_timeout: float | None
     stream: bool
@@ -60,9 +56,7 @@ def build_request(
     wire_messages = wire.check_messages(messages)
     if media:
         wire_messages = wire.attach_images(wire_messages, wire.media_urls(media, to_data_uri))
-    if base_url and not isinstance(base_url, str):
-        wire.resolve_base_url(base_url)  # raises the ValueError naming base_url
-    endpoint, shown_endpoint = endpoint_for(base_url or None, os.environ.get(wire.BASE_URL_ENV, ""), model)
+    endpoint, shown_endpoint = endpoint_for(base_url, model)
     checked_proxy = wire.check_proxy(proxy)
     proxy, proxy_auth = proxy_and_credentials(checked_proxy)
     request_headers = headers_for(headers)
@@ -72,7 +66,7 @@ def build_request(
     elif proxy_auth:
         request_headers = {**request_headers, **proxy_auth}  # plain http: the proxy reads the request itself
     seconds = positive_seconds("timeout", timeout, DEFAULT_TIMEOUT)
-    thread_id = thread_id_of(conversation) or new_thread_id()
+    thread_id = thread_id_of(conversation) or str(uuid.uuid4())
     encoded_messages = wire.encode_messages(wire_messages)
     return Request(
         endpoint=endpoint,
@@ -80,7 +74,6 @@ def build_request(
         headers=request_headers,
         proxy=proxy,
         proxy_headers=proxy_headers,
-        timeout=_connect_timeout(seconds),
         seconds=seconds,
         total_timeout=positive_seconds("total_timeout", total_timeout, None),
         stream=bool(stream),
@@ -91,14 +84,10 @@ def build_request(
     )
 
 
-@functools.lru_cache(maxsize=64)
-def endpoint_for(base_url: str | None, from_env: str, model: str) -> tuple[str, str]:
-    """The model's endpoint URL and its form without credentials.
-
-    Cached per distinct input: checking and redacting parse URLs, about 5% of a
-    short answer's client time, and the same work on every call.
-    """
-    url = wire.endpoint_url(wire.resolve_base_url(base_url, from_env), model)
+def endpoint_for(base_url: Any, model: str) -> tuple[str, str]:
+    """The model's endpoint URL (``base_url``, else the environment's, else the public one) and its
+    form without credentials; a bad base URL is a ValueError naming where it came from."""
+    url = wire.endpoint_url(wire.resolve_base_url(base_url), model)
     shown = wire.redact_url(url)
     # Every error names the endpoint: a caller's 10 MB base_url must not make 10 MB errors.
     if len(shown) > wire.QUOTED_LIMIT:
@@ -121,12 +110,6 @@ def headers_for(extra: Any) -> dict[str, str]:
 
 
 _BROWSER_HEADERS = wire.build_headers()
-
-
-@functools.lru_cache(maxsize=64)
-def _connect_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    # connect= also bounds the DNS look-up, which sock_connect does not cover.
-    return aiohttp.ClientTimeout(total=None, connect=seconds, sock_connect=seconds)
 
 
 # Longer than any call could last (about 31 years), and far below what
@@ -159,15 +142,15 @@ def proxy_and_credentials(proxy: str | None) -> tuple[str | None, dict[str, str]
     if proxy is None:
         return None, None
     parts = urlsplit(proxy)
-    if parts.username is None and parts.password is None:
+    if parts.username is None:  # no "@": no password either
         return proxy, None
-    credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
     try:
         raw = credentials.encode("latin-1")  # what aiohttp itself uses for URL credentials
     except UnicodeEncodeError:
-        raw = credentials.encode("utf-8")
-    bare = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
-    return bare, {"Proxy-Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
+        raw = credentials.encode()
+    bare = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return bare, {"Proxy-Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
 def credentials_of(url: str | None) -> list[str]:
@@ -176,15 +159,6 @@ def credentials_of(url: str | None) -> list[str]:
         return []
     parts = urlsplit(url)
     return credential_forms(parts.username, parts.password)
-
-
-def new_thread_id() -> str:
-    """A random version-4 UUID, as text: what uuid.uuid4() gives, in half its time."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
-    hex_ = raw.hex()
-    return f"{hex_[:8]}-{hex_[8:12]}-{hex_[12:16]}-{hex_[16:20]}-{hex_[20:]}"
 
 
 def thread_id_of(conversation: Any) -> str | None:

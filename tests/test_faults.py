@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from g4f.errors import CloudflareError, RateLimitError, ResponseError, ResponseStatusError
 from g4f.errors import TimeoutError as G4FTimeoutError
-from helpers import ask, closed_port_url, text_of
+from helpers import ask, closed_port_url, text_of, texts
 from polling import until
 
 from g4f_autonomous import AutonomousAI
@@ -166,3 +166,10 @@ async def test_recovers_after_fault_on_same_pooled_session(emulator):
             await ask("llama", MESSAGES, base_url=emulator.base_url)
     assert text_of(await ask("llama", MESSAGES, base_url=emulator.base_url)) == ANSWER
     assert emulator.open_streams == 0
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "text/html", "application/octet-stream"])
+async def test_json_answer_without_a_json_content_type_is_read_as_json(emulator, content_type):
+    emulator.fault = Fault(body='  {"choices": [{"message": {"content": "plain hi"}}]}', content_type=content_type)
+    items = await ask("llama", MESSAGES, base_url=emulator.base_url, stream=False)
+    assert texts(items) == ["plain hi"]

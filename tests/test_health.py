@@ -7,6 +7,7 @@ test_gui.py; here are the probe's verdicts and the command line.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import tracemalloc
 
@@ -15,7 +16,7 @@ from aiohttp import web
 from helpers import closed_port_url
 from ticker import LoopTicker
 
-from g4f_autonomous import AutonomousAI, cli
+from g4f_autonomous import AutonomousAI, cli, provider
 from g4f_autonomous.emulator import CLOUDFLARE_PAGE, gzip_bomb
 
 
@@ -33,6 +34,24 @@ async def odd_server() -> str:
             return web.Response(body=body, status=status, headers={"content-encoding": "gzip"})
         return handler
 
+    def packed_plain(body: bytes, status: int) -> object:
+        async def handler(request: web.Request) -> web.Response:
+            return web.Response(body=body, status=status, content_type="text/plain")
+        return handler
+
+    def packed_as(encoding: str) -> object:
+        async def handler(request: web.Request) -> web.Response:
+            return web.Response(body=b"(*\xb5/", headers={"content-encoding": encoding})
+        return handler
+
+    async def seen_headers(request: web.Request) -> web.Response:
+        return web.Response(text=request.headers.get("user-agent", ""), status=200 if "Mozilla" in request.headers.get(
+            "user-agent", "") else 403)
+
+    async def silent(request: web.Request) -> web.Response:
+        await asyncio.sleep(1.5)  # past the probe's timeout in the test; the teardown waits for it
+        return web.Response(text="late")
+
     app = web.Application()
     app.router.add_get("/cloudflare-gzip", packed(gzip.compress(CLOUDFLARE_PAGE.encode()), 200))
     app.router.add_get("/bomb", packed(gzip_bomb(256), 200))
@@ -40,6 +59,12 @@ async def odd_server() -> str:
     app.router.add_get("/cloudflare-200", page(CLOUDFLARE_PAGE, 200))
     app.router.add_get("/down", page("upstream is down", 503, "text/plain"))
     app.router.add_get("/missing", page("not here", 404, "text/plain"))
+    app.router.add_get("/status-499", page("odd", 499, "text/plain"))
+    app.router.add_get("/status-500", page("odd", 500, "text/plain"))
+    app.router.add_get("/latin-1", packed_plain("café, not UTF-8".encode("latin-1"), 200))
+    app.router.add_get("/zstd", packed_as("zstd"))
+    app.router.add_get("/headers", seen_headers)
+    app.router.add_get("/silent", silent)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -157,3 +182,40 @@ def test_check_command_prints_unreachable_and_exits_1(capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"{url}: unreachable, HTTP 0 (ClientConnectorError: ")
     assert out.endswith(")\n")
+
+
+@pytest.mark.parametrize("status, ok", [(499, True), (500, False)])
+async def test_health_counts_statuses_from_500_as_down(odd_server, status, ok):
+    health = await AutonomousAI.get_health(base_url=f"{odd_server}/status-{status}")
+    expected = {"url": f"{odd_server}/status-{status}", "status": status, "ok": ok}
+    assert health == (expected if ok else {**expected, "error": "HTTP 500"})
+
+
+async def test_health_of_a_page_that_is_not_utf8_is_ok(odd_server):
+    health = await AutonomousAI.get_health(base_url=odd_server + "/latin-1")
+    assert health == {"url": odd_server + "/latin-1", "status": 200, "ok": True}
+
+
+async def test_health_of_a_page_it_cannot_decode_names_the_encoding(odd_server):
+    health = await AutonomousAI.get_health(base_url=odd_server + "/zstd")
+    assert health["ok"] is False
+    assert health["error"].startswith(f"ResponseError: {odd_server}/zstd: answer has content-encoding 'zstd'")
+
+
+async def test_health_asks_as_the_browser_the_upstream_expects(odd_server):
+    # Cloudflare in front of the service turns away clients that do not look like a browser.
+    health = await AutonomousAI.get_health(base_url=odd_server + "/headers")
+    assert health == {"url": odd_server + "/headers", "status": 200, "ok": True}
+
+
+async def test_health_of_a_silent_server_ends_at_its_timeout(odd_server, monkeypatch):
+    monkeypatch.setattr(provider, "HEALTH_TIMEOUT", 0.3)
+    health = await asyncio.wait_for(AutonomousAI.get_health(base_url=odd_server + "/silent"), 10)
+    assert (health["status"], health["ok"]) == (0, False)
+    assert "Timeout" in health["error"]
+
+
+async def test_health_of_a_bad_url_names_the_url_given(monkeypatch):
+    health = await AutonomousAI.get_health(base_url="ftp://user:pw@example.invalid/x")
+    assert health["url"] == "ftp://***@example.invalid/x"
+    assert "base_url" in health["error"] and "pw" not in health["error"]

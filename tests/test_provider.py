@@ -77,23 +77,28 @@ def test_g4fs_own_chat_completion_drives_it_whole_and_streamed(threaded_emulator
     assert AutonomousAI.get_models() == MODELS
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("label", "Autonomous AI"),
-    ("url", "https://www.autonomous.ai/anon/"),
-    ("working", True),
-    ("active_by_default", True),
-    ("needs_auth", False),
-    ("supports_stream", True),
-    ("supports_system_message", True),
-    ("supports_message_history", True),
-    ("default_model", "llama"),
-    ("models", MODELS),
-    ("model_aliases", ALIASES),
-    ("vision_models", ["vision"]),
-    ("default_vision_model", "vision"),
-])
-def test_provider_declares_g4f_attribute(name, expected):
-    assert getattr(AutonomousAI, name) == expected
+def test_g4fs_gui_lists_it_as_a_working_vision_provider_that_needs_no_key():
+    from g4f.gui.server.api import Api
+
+    [entry] = [entry for entry in Api.get_providers() if entry["name"] == "AutonomousAI"]
+    assert (entry["label"], entry["vision"], entry["auth"], entry["active_by_default"]) == (
+        "Autonomous AI", True, False, True)
+
+
+def test_g4f_shows_the_arguments_it_takes_stream_among_them():
+    # g4f lists a provider's arguments (its GUI, `g4f api`'s provider details); stream only if supported.
+    shown = AutonomousAI.get_params()
+    for name in ("model", "messages", "stream", "media", "conversation", "timeout", "max_tokens"):
+        assert f"    {name}:" in shown
+
+
+async def test_system_message_and_history_reach_the_upstream_through_g4fs_client(emulator):
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"}, {"role": "user", "content": "again"}]
+    client = AsyncClient(provider=AutonomousAI)
+    response = await client.chat.completions.create(model="llama", messages=messages, base_url=emulator.base_url)
+    assert response.choices[0].message.content == "llama heard: again"
+    assert emulator.requests[0].messages == messages
 
 
 # --- models -------------------------------------------------------------------

@@ -80,10 +80,11 @@ def test_credentials_of_the_base_url_and_proxy_are_hidden_in_quotes():
     assert shown == "authorization: Basic [redacted] proxy-authorization: Basic [redacted] [redacted] [redacted]"
 
 
-def test_endpoint_prefers_the_argument_then_the_environment_value():
-    assert endpoint_for(BASE, "http://127.0.0.1:8/env", "vision") == (BASE + "/chat-vision", BASE + "/chat-vision")
-    assert endpoint_for(None, "http://127.0.0.1:8/env", "summary")[0] == "http://127.0.0.1:8/env/summary"
-    assert endpoint_for("http://u:p@127.0.0.1:9/x", "", "llama") == (
+def test_endpoint_prefers_the_argument_then_the_environment_value(monkeypatch):
+    monkeypatch.setenv(wire.BASE_URL_ENV, "http://127.0.0.1:8/env")
+    assert endpoint_for(BASE, "vision") == (BASE + "/chat-vision", BASE + "/chat-vision")
+    assert endpoint_for(None, "summary")[0] == "http://127.0.0.1:8/env/summary"
+    assert endpoint_for("http://u:p@127.0.0.1:9/x", "llama") == (
         "http://u:p@127.0.0.1:9/x/chat", "http://***@127.0.0.1:9/x/chat")
 
 
@@ -101,6 +102,7 @@ def test_positive_seconds_refuses_what_is_not_a_positive_number(value):
 @pytest.mark.parametrize("conversation, expected", [
     (None, None), ({"thread_id": "t"}, "t"), ({"thread_id": ""}, None), ({"thread_id": 5}, None),
     (type("Conversation", (), {"thread_id": "obj"})(), "obj"),
+    (object(), None),  # another provider's conversation, without a thread
 ])
 def test_thread_id_of(conversation, expected):
     assert thread_id_of(conversation) == expected
@@ -109,10 +111,8 @@ def test_thread_id_of(conversation, expected):
 def test_new_threads_are_random_version_4_uuids():
     import uuid
 
-    from g4f_autonomous.request import new_thread_id
-
-    ids = {new_thread_id() for _ in range(1000)}
-    assert len(ids) == 1000
+    ids = {build_request(model="llama", messages=MESSAGES, base_url=BASE).thread_id for _ in range(200)}
+    assert len(ids) == 200
     assert all(uuid.UUID(value).version == 4 and str(uuid.UUID(value)) == value for value in ids)
 
 
@@ -121,3 +121,81 @@ def test_body_is_the_json_of_its_four_fields_for_any_thread_id(thread_id):
     body = wire.build_body("llama", "QUJD", thread_id, True)
     assert json.loads(body) == {"messages": "QUJD", "threadId": thread_id, "stream": True, "aiAgent": "llama"}
     assert body.isascii()
+
+
+def test_a_proxy_user_name_alone_leaves_the_url_for_the_header():
+    # A token given as the user name, no password: it must leave the URL aiohttp quotes in its errors.
+    request = build_request(model="llama", messages=MESSAGES, base_url=BASE, proxy="http://s3cr3t-token@127.0.0.1:3128")
+    assert request.proxy == "http://127.0.0.1:3128"
+    assert request.headers["Proxy-Authorization"] == "Basic " + base64.b64encode(b"s3cr3t-token:").decode()
+
+
+def test_images_without_a_user_message_come_in_a_user_message_of_their_own():
+    request = build_request(model="vision", messages=[{"role": "system", "content": "be brief"}], base_url=BASE,
+                            media=["https://example.invalid/cat.png"])
+    assert json.loads(base64.b64decode(json.loads(request.body)["messages"])) == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": ""},
+                                     {"type": "image_url", "image_url": {"url": "https://example.invalid/cat.png"}}]},
+    ]
+
+
+def test_without_a_base_url_the_request_goes_to_the_public_service(monkeypatch):
+    # Built only: nothing is sent.
+    monkeypatch.delenv(wire.BASE_URL_ENV, raising=False)
+    request = build_request(model="hermes", messages=MESSAGES, proxy="http://u:p@127.0.0.1:3128")
+    assert request.endpoint == "https://chatgpt.autonomous.ai/api/v1/ai/chat-hermes"
+    assert request.origin.endpoint == request.endpoint
+    assert request.proxy_headers == {"Proxy-Authorization": "Basic " + base64.b64encode(b"u:p").decode()}
+    assert request.headers is headers_for(None)
+    assert (request.seconds, request.total_timeout, request.stream) == (120.0, None, True)
+    assert build_request(model="llama", messages=MESSAGES).proxy_headers is None
+
+
+@pytest.mark.parametrize("value, shown", [
+    (1e10, "1e+10"), (10**10, "10000000000"), (10**150, str(10**150)), (10**300, "an integer of 997 bits"),
+    (2**599, str(2**599)), (2**600, "an integer of 601 bits"),  # up to 600 bits an integer is shown whole
+])
+def test_seconds_past_the_limit_are_refused_naming_the_limit(value, shown):
+    with pytest.raises(ValueError) as caught:
+        positive_seconds("total_timeout", value, None)
+    assert str(caught.value) == f"total_timeout must be at most 1e+09 seconds, got {shown}"
+
+
+def test_seconds_at_the_limit_are_taken():
+    assert positive_seconds("timeout", 10**9, None) == 1e9
+    assert positive_seconds("timeout", 0.0, None) is None
+
+
+@pytest.mark.parametrize("proxy, credentials", [
+    ("http://a%40b:p%3Aw@127.0.0.1:3128", "a@b:p:w".encode("latin-1")),  # percent-encoded, as URLs carry them
+    ("http://j%C3%BCrgen:s%C3%A9same@127.0.0.1:3128", "jürgen:sésame".encode("latin-1")),  # what aiohttp sends
+    ("http://u:%E2%82%AC@127.0.0.1:3128", "u:€".encode()),  # no Latin-1 form: UTF-8
+    ("http://u:p@ss@127.0.0.1:3128", b"u:p@ss"),  # an "@" left unencoded: the host is after the last one
+])
+def test_proxy_credentials_are_decoded_then_encoded_as_aiohttp_would(proxy, credentials):
+    request = build_request(model="llama", messages=MESSAGES, base_url=BASE, proxy=proxy)
+    assert request.proxy == "http://127.0.0.1:3128"
+    assert request.headers["Proxy-Authorization"] == "Basic " + base64.b64encode(credentials).decode()
+
+
+def test_a_long_base_url_is_named_shortened_in_errors():
+    base_url = "http://127.0.0.1:9/" + "a" * 300
+    request = build_request(model="llama", messages=MESSAGES, base_url=base_url)
+    assert request.endpoint == base_url + "/chat"
+    assert request.origin.endpoint == (base_url + "/chat")[:wire.QUOTED_LIMIT] + "…"
+    at_the_limit = "http://127.0.0.1:9/" + "a" * (wire.QUOTED_LIMIT - len("http://127.0.0.1:9//chat"))
+    assert build_request(model="llama", messages=MESSAGES, base_url=at_the_limit).origin.endpoint == (
+        at_the_limit + "/chat")
+
+
+@pytest.mark.parametrize("base_url", [b"http://127.0.0.1:9/api", 5, ["http://127.0.0.1:9/api"]])
+def test_a_base_url_that_is_not_a_string_is_a_value_error_naming_it(base_url):
+    with pytest.raises(ValueError, match="base_url"):
+        build_request(model="llama", messages=MESSAGES, base_url=base_url)
+
+
+def test_an_empty_base_url_means_the_configured_one(monkeypatch):
+    monkeypatch.setenv(wire.BASE_URL_ENV, "http://127.0.0.1:8/env")
+    assert build_request(model="llama", messages=MESSAGES, base_url="").endpoint == "http://127.0.0.1:8/env/chat"
+    assert build_request(model="llama", messages=MESSAGES).endpoint == "http://127.0.0.1:8/env/chat"
