@@ -63,6 +63,20 @@ async def traced_peak(coroutine: Any) -> tuple[BaseException | None, int]:
 
 # --- the loop is never held long ----------------------------------------------------
 
+@pytest.mark.parametrize(
+    "messages",
+    [[{"role": "user", "content": "word " * 2**24}], [{"role": "user", "content": f"note {n}"} for n in range(400_000)]],
+    ids=["one 80 MB message", "400,000 messages"],
+)
+async def test_building_a_huge_request_does_not_freeze_the_loop(messages):
+    # Checked and encoded on the loop, this held it 0.9-1.2 s; in a thread, one slice at a time.
+    # Nothing listens at the URL: what is measured is the build, and the call ends in a g4f error.
+    async with LoopTicker() as ticker:
+        with pytest.raises(ResponseError, match="cannot reach"):
+            await asyncio.wait_for(helpers.ask("llama", messages, base_url=helpers.closed_port_url()), GUARD)
+    assert ticker.longest < FREEZE / 2, f"the loop was held {ticker.longest:.3f} s"
+
+
 @pytest.mark.parametrize("encoding", ENCODINGS)
 async def test_compressed_text_less_events_never_freeze_the_loop(emulator, encoding):
     # 24 MB of "data: {}" in about 50 KiB of gzip (a few hundred bytes of br): aiohttp
