@@ -10,7 +10,7 @@ from urllib.parse import quote as url_quote
 from urllib.parse import quote_plus
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from g4f_autonomous import redact, wire
@@ -286,6 +286,8 @@ def test_collapse_knows_every_whitespace_character():
 
 
 @given(st.text())
+@example("X marks the spot X")  # only spaces are stripped at the ends, nothing else
+@example("\u3000 wide \u3000")
 def test_collapse_is_split_and_join(text):
     assert collapse(text) == " ".join(text.split())
 
@@ -461,3 +463,14 @@ def test_non_ascii_sources_are_costed_at_their_own_slower_rate(monkeypatch):
     assert Redactor(user("plain ascii prompt")).redact(text) == text
     assert Redactor(user("prompt with é in it")).redact(text) == REDACTED
     assert Redactor(user("prompt with é in it")).redact(text[:QUOTE_RUN]) == REDACTED
+
+
+def test_a_scan_that_stops_at_a_place_counts_only_what_it_read(monkeypatch):
+    # The quote's first piece is found at once, and its next place near the end: that scan read up to
+    # there, not the whole source. With a floor of exactly what the first two scans read, plus a little,
+    # one more piece after the quote is checked ("a" shown), and only then the rest is hidden.
+    prompt = SECRET + " " + "".join(f"{index:05d}|" for index in range(2000)) + " my se"
+    text = SECRET + " and then nothing quoted at all here"
+    monkeypatch.setattr(redact, "REDACT_SECONDS", -1.0)
+    monkeypatch.setattr(redact, "_ALWAYS_SCANNED", prompt.find("my se", 1) + len(prompt) + 3)
+    assert Redactor(user(prompt)).redact(text) == "[redacted]a[redacted]"
