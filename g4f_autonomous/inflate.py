@@ -63,7 +63,7 @@ class _Zlib:
                 return b""
             # RFC 9110's deflate is zlib-wrapped; some servers send raw deflate. The wrapper's
             # first two bytes name method 8 and are a multiple of 31 as a big-endian number.
-            wrapped = len(data) > 1 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
             self._inflater = zlib.decompressobj(15 if wrapped else -15)
         inflater = self._inflater
         if inflater.eof:  # what followed the end in earlier input was settled then (see below)
@@ -78,7 +78,7 @@ class _Zlib:
             raise ValueError(f"the {'gzip' if self._gzip else 'deflate'} body is corrupt ({error})") from None
         self._more = len(out) >= limit
         if inflater.eof:  # what follows the end is in unused_data (unconsumed_tail may repeat it)
-            self._tail = self._next_member(inflater.unused_data) if inflater.unused_data else b""
+            self._tail = self._next_member(inflater.unused_data)
         else:
             self._tail = inflater.unconsumed_tail
         return out

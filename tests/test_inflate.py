@@ -19,8 +19,8 @@ BROTLI_BLOCK = 2**15
 TEXT = b"".join(b'data: {"choices": [{"delta": {"content": "token %d "}}]}\n\n' % index for index in range(5000))
 
 
-def deflate(data: bytes, wbits: int) -> bytes:
-    packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+def deflate(data: bytes, wbits: int, level: int = 6) -> bytes:
+    packer = zlib.compressobj(level, zlib.DEFLATED, wbits)
     return packer.compress(data) + packer.flush()
 
 
@@ -223,6 +223,25 @@ def test_a_one_byte_deflate_start_waits_for_the_second_byte():
     assert decoder.feed(data[:1], 64) == b""
     assert not decoder.pending
     assert decoder.feed(data[1:], 64) == b"hello"
+
+
+@pytest.mark.parametrize("data, text", [
+    # A stored block whose first byte names method 8 (spare bits set), but 0x0805 is no multiple of 31.
+    (b"\x08\x05\x00\xfa\xffhello\x01\x00\x00\xff\xff", b"hello"),
+    # zlib's own raw output for this text starts 0x33 0xb5: a multiple of 31, but not method 8.
+    (deflate(b"58 58 58 ", -15, level=1), b"58 58 58 "),
+])
+def test_raw_deflate_is_wrapped_only_if_both_header_checks_pass(data, text):
+    decoder = decoder_for("deflate")
+    assert decoder is not None
+    assert run(decoder, data, 1000, 64)[0] == text
+
+
+def test_a_zlib_stream_labelled_gzip_is_corrupt():
+    decoder = decoder_for("gzip")
+    assert decoder is not None
+    with pytest.raises(ValueError, match="^the gzip body is corrupt"):
+        run(decoder, deflate(b"body", 15), 1000, 64)
 
 
 def test_raw_deflate_whose_first_bytes_look_like_a_zlib_method_but_fail_the_check_is_raw():

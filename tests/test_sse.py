@@ -300,6 +300,11 @@ def test_chat_stream_in_provider_sized_blocks():
     assert events[-1] == ServerSentEvent("[DONE]")
 
 
+def test_the_end_of_an_event_is_not_read_again_as_a_line_of_the_next():
+    # "paid" ends in "id": read again after its event, it would be an "id" line that clears the id.
+    assert decode(b"id: 7\ndata: paid\n\ndata: b") == [ServerSentEvent("paid", id="7"), ServerSentEvent("b", id="7")]
+
+
 def test_fast_path_keeps_id_and_retry_of_earlier_events():
     stream = b"id: 9\nretry: 3\ndata: a\n\n" + chat_event("x") * 3
     assert [(event.id, event.retry) for event in decode(stream)] == [("9", 3)] * 4
