@@ -474,3 +474,16 @@ def test_a_scan_that_stops_at_a_place_counts_only_what_it_read(monkeypatch):
     monkeypatch.setattr(redact, "REDACT_SECONDS", -1.0)
     monkeypatch.setattr(redact, "_ALWAYS_SCANNED", prompt.find("my se", 1) + len(prompt) + 3)
     assert Redactor(user(prompt)).redact(text) == "[redacted]a[redacted]"
+
+
+def test_a_quote_that_starts_with_a_whitespace_run_hides_the_whole_run():
+    # The run "\t " is read as one space that stands for both characters.
+    assert Redactor(user("a b c d e f g h")).redact("X\t b c d e f g h") == "X[redacted]"
+
+
+def test_without_time_for_the_json_forms_a_backslash_at_the_very_end_is_hidden(monkeypatch):
+    prompt = "".join(f"{index:08x} " for index in range(20_000))
+    monkeypatch.setattr(redact, "_ALWAYS_PREPARED", 0)
+    monkeypatch.setattr(redact, "_PREP_SECONDS_ASCII", redact.REDACT_SECONDS / len(prompt) / 2)
+    text = "nothing quoted here, but a path ends in C:\\"
+    assert Redactor(user(prompt)).redact(text) == text[:-QUOTE_RUN] + REDACTED
