@@ -354,6 +354,8 @@ def test_a_url_encoded_quote_at_the_very_start_is_hidden():
 def test_a_quote_found_at_a_later_place_of_its_piece_is_hidden():
     # "hello" first occurs where the quote does not: the search goes on to the next place.
     assert Redactor(user("hello there, hello world!!")).redact("hello world!!") == REDACTED
+    # ... every place in turn, not only the first and the last.
+    assert Redactor(user("hello there, hello world!!, hello you")).redact("hello worl") == REDACTED
 
 
 def test_a_json_form_hides_only_the_windows_with_an_escape():
