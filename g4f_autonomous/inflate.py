@@ -26,7 +26,11 @@ class UnsupportedEncoding(ValueError):
 
 class Decoder(Protocol):
     def feed(self, data: bytes, limit: int) -> bytes:
-        """Take ``data`` (only when :attr:`pending` is false) and give at most about ``limit`` bytes."""
+        """Take ``data`` (only when :attr:`pending` is false) and give at most about ``limit`` bytes.
+
+        About: brotli grows its output 32 KiB at a time, so br may give up to
+        ``limit`` + 32 KiB; gzip and deflate never more than ``limit``.
+        """
 
     @property
     def pending(self) -> bool:
@@ -41,7 +45,7 @@ class _Zlib:
     def __init__(self, gzip: bool) -> None:
         self._gzip = gzip
         self._inflater: zlib._Decompress | None = zlib.decompressobj(31) if gzip else None
-        self._head = b""  # deflate: a first byte, too little to tell zlib-wrapped from raw
+        self._head = b""  # a first byte too little to go on: of deflate (wrapped or raw?), of a gzip member's magic
         self._tail = b""  # input zlib has not taken yet
         self._more = False  # the last call filled its limit: output may be waiting inside zlib
 
@@ -51,18 +55,19 @@ class _Zlib:
 
     def feed(self, data: bytes, limit: int) -> bytes:
         data = self._tail + data if self._tail else data
-        if self._inflater is None:
+        if self._head:
             data, self._head = self._head + data, b""
+        if self._inflater is None:
             if len(data) < 2:
                 self._head = data
                 return b""
             # RFC 9110's deflate is zlib-wrapped; some servers send raw deflate. The wrapper's
             # first two bytes name method 8 and are a multiple of 31 as a big-endian number.
-            wrapped = len(data) > 1 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
             self._inflater = zlib.decompressobj(15 if wrapped else -15)
         inflater = self._inflater
-        if inflater.eof:
-            data = self._next_member(inflater.unused_data + data)
+        if inflater.eof:  # what followed the end in earlier input was settled then (see below)
+            data = self._next_member(data)
             inflater = self._inflater
             if not data:
                 self._tail, self._more = b"", False
@@ -73,7 +78,7 @@ class _Zlib:
             raise ValueError(f"the {'gzip' if self._gzip else 'deflate'} body is corrupt ({error})") from None
         self._more = len(out) >= limit
         if inflater.eof:  # what follows the end is in unused_data (unconsumed_tail may repeat it)
-            self._tail = self._next_member(inflater.unused_data) if inflater.unused_data else b""
+            self._tail = self._next_member(inflater.unused_data)
         else:
             self._tail = inflater.unconsumed_tail
         return out
@@ -83,6 +88,8 @@ class _Zlib:
         if self._gzip and rest[:2] == b"\x1f\x8b":
             self._inflater = zlib.decompressobj(31)
             return rest
+        if self._gzip and rest == b"\x1f":
+            self._head = rest  # the first byte of the next member's magic: the second is in the next read
         return b""
 
 
@@ -108,24 +115,30 @@ _BROTLI = _bounded_brotli()
 
 
 class _Brotli:
-    __slots__ = ("_decompressor",)
+    __slots__ = ("_decompressor", "_more")
 
     def __init__(self) -> None:
         assert _BROTLI is not None
         self._decompressor = _BROTLI()
+        self._more = False  # the last call filled its limit: output may be waiting inside brotli
 
     @property
     def pending(self) -> bool:
-        # brotli takes new input only once it has handed out what the last input made.
-        return not self._decompressor.can_accept_more_data()
+        # brotli takes new input only once it has taken all of the last input; even then
+        # it may still owe output (can_accept_more_data() is True with 32 KiB more inside),
+        # which would be lost at the end of the body if nobody asked for it.
+        return self._more or not self._decompressor.can_accept_more_data()
 
     def feed(self, data: bytes, limit: int) -> bytes:
         if self._decompressor.is_finished():
+            self._more = False
             return b""  # anything after the end of the stream is ignored, as for gzip
         try:
-            return self._decompressor.process(data, output_buffer_limit=limit)
+            out = self._decompressor.process(data, output_buffer_limit=limit)
         except Exception as error:  # brotli.error, which brotlicffi names differently
             raise ValueError(f"the br body is corrupt ({type(error).__name__})") from None
+        self._more = len(out) >= limit and not self._decompressor.is_finished()
+        return out
 
 
 ACCEPT_ENCODING = "gzip, deflate, br" if _BROTLI is not None else "gzip, deflate"

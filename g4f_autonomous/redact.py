@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import base64
 import json
-import operator
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -88,7 +87,6 @@ _OTHER_SPACES = (
 _BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 _BASE64_RUN = re.compile(f"[A-Za-z0-9+/=]{{{QUOTE_RUN}}}")
 _HIDDEN_RUN = re.compile(rb"\x01+")
-_CONTENT = operator.itemgetter("content")
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 
 # Joins the raw texts before collapsing: a character no text holds and that
@@ -192,12 +190,8 @@ class Redactor:
 
     def _joined(self) -> _Joined:
         if self._raw is None:
-            try:  # the usual case, all contents strings, in C loops: 100,000 messages in a few ms
-                texts = list(map(_CONTENT, self._messages)) + list(self._secrets)
-                joined = _RAW_JOIN.join(texts)
-            except (KeyError, TypeError):
-                texts = message_texts(self._messages) + list(self._secrets)
-                joined = _RAW_JOIN.join(texts)
+            texts = message_texts(self._messages) + list(self._secrets)
+            joined = _RAW_JOIN.join(texts)
             # A text holding the joint cannot be sent (UTF-8 cannot encode it); for
             # one given here all the same, each text is handled on its own.
             exact = joined.count(_RAW_JOIN) == len(texts) - 1
@@ -285,7 +279,7 @@ def credential_forms(user: str | None, password: str | None, encoding: str = "la
         except UnicodeEncodeError:
             raw = pair.encode("utf-8")
         forms += [secret, pair, base64.b64encode(raw).decode("ascii")]
-    return sorted({form for form in forms if form and form != ":"}, key=len, reverse=True)
+    return sorted({form for form in forms if form})  # no password: no secret alone
 
 
 def message_texts(messages: list[dict[str, Any]]) -> list[str]:
@@ -430,8 +424,8 @@ def _mark_shared(text: str, source_and_kind: tuple[str, str], hidden: bytearray,
     for anchor_at in range(0, len(text) - _ANCHOR + 1, _STEP):
         first = max(0, anchor_at - (QUOTE_RUN - _ANCHOR))
         last = min(anchor_at, last_window)
-        if first > last or 0 not in hidden[first:last + QUOTE_RUN]:
-            continue  # no window holds this piece, or all it could hide is hidden
+        if 0 not in hidden[first:last + QUOTE_RUN]:
+            continue  # all it could hide is hidden (a text under QUOTE_RUN has no window: see below)
         anchor = text[anchor_at:anchor_at + _ANCHOR]
         windows = [(start, text[start:start + QUOTE_RUN]) for start in range(first, last + 1)]
         windows = [(start, window) for start, window in windows if wanted(window)]

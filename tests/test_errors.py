@@ -147,6 +147,31 @@ def test_broke_off_before_and_after_the_stream_began():
           f"{ENDPOINT}: stream broke after 7 deltas: ClientPayloadError: Response payload is not completed")
 
 
+def test_default_total_timeout_names_the_default_and_how_to_lift_it():
+    exact(errors.default_total_timeout(PLAIN, 900), G4FTimeoutError,
+          f"{ENDPOINT}: the answer did not end within 900 s, the bound on a call without total_timeout "
+          "(answer.DEFAULT_TOTAL_TIMEOUT); pass total_timeout for a longer one")
+
+
+def test_body_errors_name_the_encoding_the_reason_or_the_limit():
+    exact(errors.undecodable(PLAIN, "'zstd' (only gzip, deflate are decoded)"), ResponseError,
+          f"{ENDPOINT}: answer has content-encoding 'zstd' (only gzip, deflate are decoded), not decoded")
+    exact(errors.corrupt_body(PLAIN, "the gzip body is corrupt (invalid block type)"), ResponseError,
+          f"{ENDPOINT}: the gzip body is corrupt (invalid block type)")
+    exact(errors.body_too_large(PLAIN, 1024), ResponseError,
+          f"{ENDPOINT}: answer body decodes to more than 1024 bytes (answer.MAX_DECODED_SIZE)")
+    exact(errors.too_many_values(PLAIN, "an event", 1000), ResponseError,
+          f"{ENDPOINT}: an event holds more than 1000 JSON values (answer.MAX_JSON_VALUES)")
+
+
+def test_body_errors_quote_the_upstreams_words_only_through_the_redactor():
+    # The encoding name and the decoder's reason come from the upstream's bytes.
+    exact(errors.undecodable(HIDING, f"'{SECRET}'"), ResponseError,
+          f"{ENDPOINT}: answer has content-encoding '[redacted]', not decoded")
+    exact(errors.corrupt_body(HIDING, f"corrupt: {SECRET}\x1b"), ResponseError,
+          f"{ENDPOINT}: corrupt: [redacted]\ufffd")
+
+
 @pytest.mark.parametrize("build, expected", [
     (lambda: errors.no_connection(PLAIN, 30), "no connection within 30 s"),
     (lambda: errors.no_answer(PLAIN, 0.5), "no answer within 0.5 s"),
@@ -206,6 +231,13 @@ def test_error_status_redacts_what_it_quotes_but_not_its_own_wording():
 def test_cloudflare_challenge_page_at_any_status(status, content_type):
     exact(errors.http_status(PLAIN, status, content_type, CLOUDFLARE_BODY), CloudflareError,
           f"HTTP {status} from {ENDPOINT}: Cloudflare challenge page; try later or use another proxy")
+
+
+@pytest.mark.parametrize("status", [300, 301, 308, 399])
+def test_every_3xx_status_is_a_redirect_not_followed(status):
+    exact(errors.http_status(PLAIN, status, "text/plain", "moved", "https://elsewhere.example/"), ResponseStatusError,
+          f"HTTP {status} from {ENDPOINT}: redirect to https://elsewhere.example/ not followed; "
+          "set base_url to the service itself")
 
 
 @pytest.mark.parametrize("location, shown", [

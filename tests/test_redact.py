@@ -10,11 +10,19 @@ from urllib.parse import quote as url_quote
 from urllib.parse import quote_plus
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from g4f_autonomous import redact, wire
-from g4f_autonomous.redact import QUOTE_RUN, REDACTED, Redactor, collapse, credential_forms, message_texts
+from g4f_autonomous.redact import (
+    QUOTE_RUN,
+    REDACTED,
+    SECRET_MIN,
+    Redactor,
+    collapse,
+    credential_forms,
+    message_texts,
+)
 
 SECRET = "my secret password is hunter2"
 
@@ -51,13 +59,15 @@ def readings(text: str) -> list[list[tuple[str, int, int]]]:
     return merged_readings
 
 
-def reference(text: str, messages: list[dict], encoded: str = "") -> str:
+def reference(text: str, messages: list[dict], encoded: str = "", secrets: tuple[str, ...] = ()) -> str:
     """The definition, by brute force: hide every window of QUOTE_RUN characters found in a source form.
 
     Plain and JSON forms compare casefolded, the base64 field exactly; a
     window's characters stand for the spans of the text they were read from.
+    Credentials are sources too, and are also hidden wherever they occur whole
+    (casefolded), down to SECRET_MIN characters.
     """
-    texts = message_texts(messages)
+    texts = message_texts(messages) + list(secrets)
     plain = [" ".join(t.split()).casefold() for t in texts]
     escaped = [" ".join(json.dumps(t, ensure_ascii=flag)[1:-1].split()).casefold() for t in texts for flag in (False, True)]
     hidden = [False] * len(text)
@@ -73,6 +83,13 @@ def reference(text: str, messages: list[dict], encoded: str = "") -> str:
             ):
                 for _, first, end in reading[start:start + QUOTE_RUN]:
                     hidden[first:end] = [True] * (end - first)
+        folded = [(piece, first, end) for char, first, end in reading for piece in char.casefold()]
+        for secret in secrets:
+            secret = secret.casefold()
+            for start in range(len(folded) - len(secret) + 1) if len(secret) >= SECRET_MIN else ():
+                if "".join(piece for piece, _, _ in folded[start:start + len(secret)]) == secret:
+                    for _, first, end in folded[start:start + len(secret)]:
+                        hidden[first:end] = [True] * (end - first)
     pieces, start = [], 0
     while start < len(text):
         end = start
@@ -269,12 +286,16 @@ def test_collapse_knows_every_whitespace_character():
 
 
 @given(st.text())
+@example("X marks the spot X")  # only spaces are stripped at the ends, nothing else
+@example("\u3000 wide \u3000")
 def test_collapse_is_split_and_join(text):
     assert collapse(text) == " ".join(text.split())
 
 
-ALPHABET = st.sampled_from(list("ab ab AB \n\t\"\\é\u00a0\u2028🌃\x00\x01%+20"))
-TEXTS = st.text(ALPHABET, max_size=40)
+# The joints the Redactor uses (\x00, \x01, a lone surrogate) are in it: a text holding one is read on its own.
+CHARACTERS = list("ab ab AB \n\t\"\\é\u00a0\u2028🌃\x00\x01\ud800%+20")
+ALPHABET = st.sampled_from(CHARACTERS)
+TEXTS = st.lists(st.sampled_from([*CHARACTERS, "\\ud800"]), max_size=40).map("".join)  # and the joint as typed
 
 
 @st.composite
@@ -282,26 +303,189 @@ def quoting_case(draw):
     """Messages, their base64 field, and an error text that may quote any source form."""
     contents = draw(st.lists(TEXTS, min_size=1, max_size=3))
     messages = [{"role": "user", "content": content} for content in contents]
-    encoded = wire.encode_messages(messages)
+    # A lone surrogate cannot be sent: the provider refuses it before any request, so no field exists.
+    encoded = "" if "\ud800" in "".join(contents) else wire.encode_messages(messages)
+    secrets = tuple(credential_forms(*draw(st.sampled_from([(None, None), ("al", "ab"), ("t%40k", None), (None, "pa55")]))))
     content = draw(st.sampled_from(contents))
     form = draw(st.sampled_from([
+        *secrets,
         content,
         " ".join(content.split()),
         json.dumps(content),
         json.dumps(content, ensure_ascii=False),
         encoded,
         content.upper(),
-        url_quote(content),
-        quote_plus(content),
+        url_quote(content, errors="surrogatepass"),
+        quote_plus(content, errors="surrogatepass"),
     ]))
     start = draw(st.integers(0, len(form)))
     quote = form[start:start + draw(st.integers(0, 30))]
     text = draw(st.text(ALPHABET, max_size=8)) + quote + draw(st.text(ALPHABET, max_size=8))
-    return messages, encoded, text
+    return messages, encoded, secrets, text
 
 
 @settings(max_examples=400, deadline=None)
 @given(quoting_case())
 def test_redact_matches_the_brute_force_definition(case):
-    messages, encoded, text = case
-    assert Redactor(messages, encoded).redact(text) == reference(text, messages, encoded)
+    messages, encoded, secrets, text = case
+    assert Redactor(messages, encoded, secrets).redact(text) == reference(text, messages, encoded, secrets)
+
+
+# --- cases the definition settles, each once missed by a one-token change ----------------
+
+def test_a_text_of_exactly_quote_run_characters_that_is_a_quote_is_hidden():
+    assert Redactor(user(SECRET)).redact(SECRET[:QUOTE_RUN]) == REDACTED
+    assert Redactor(user(SECRET)).redact(SECRET[-QUOTE_RUN:].upper()) == REDACTED
+
+
+def test_a_shared_run_one_short_at_the_end_of_the_text_is_kept():
+    assert Redactor(user("abcdefghij")).redact("zzzz abcdefghi") == "zzzz abcdefghi"
+
+
+def test_whitespace_runs_in_the_text_are_read_as_one_space():
+    redactor = Redactor(user(SECRET))
+    assert redactor.redact("echo: my secret \n\t password  is hunter2!") == "echo: [redacted]!"
+
+
+def test_a_url_encoded_quote_at_the_very_start_is_hidden():
+    assert Redactor(user(SECRET)).redact(quote_plus(SECRET)) == REDACTED
+
+
+def test_a_quote_found_at_a_later_place_of_its_piece_is_hidden():
+    # "hello" first occurs where the quote does not: the search goes on to the next place.
+    assert Redactor(user("hello there, hello world!!")).redact("hello world!!") == REDACTED
+    # ... every place in turn, not only the first and the last.
+    assert Redactor(user("hello there, hello world!!, hello you")).redact("hello worl") == REDACTED
+
+
+def test_a_json_form_hides_only_the_windows_with_an_escape():
+    # "lait!" is shared with the escaped form only next to "\u00e9 au ", never 10 of the user's characters alone.
+    assert Redactor(user("café au lait!")).redact("caf\\u00e9 au lait!") == "[redacted]lait!"
+
+
+def test_a_run_is_widened_only_over_what_the_source_shares():
+    # Before the shared run the text reads "ab", the source "ba": neither side is hidden.
+    assert Redactor(user("bacdefghijkl")).redact("abcdefghijkl") == "ab[redacted]"
+
+
+@pytest.mark.parametrize("messages, text", [
+    # A message holding the lone surrogate that joins the texts: each text is then read on its own.
+    (user('tell me "café"\n now\ud800 and more'), 'x tell me "café" now\ud800 an y'),
+    (user('tell me "café"\n now\ud800 and more'), 'x \\"caf\\u00e9\\" now\\ud800 and y'),
+    (user('tell me "café"\n now\ud800 and more'), 'x me \\"café\\" now\ud800 a y'),
+    ([*user("abcde\ud800fghij"), *user("other")], "x abcde\ud800fghij y"),
+    # An ASCII message holding a control character that could join texts.
+    ([*user("abcde\x00fghij klm"), *user("more")], "q abcde\x00fghij klm"),
+    # A backslash then "ud800" as typed, and escaped backslashes, next to an escaped "é".
+    (user("\tC:\\ud800x é"), 'd800x \\u00e9"a'),
+    (user('=%\\xBé=" x\\ba%x'), 'by%=%\\\\xB\\u00e9=\\" x\\\\ba%x":B'),
+    # Spaces at the ends of messages: collapsed away, as excerpt() does.
+    ([*user("hello world "), *user(" other message")], "say hello world and other message here"),
+    ([*user("hello world\t"), *user("\nother message")], "s hello world, other message!"),
+])
+def test_redact_matches_the_definition_on_texts_that_hold_the_joints(messages, text):
+    expected = reference(text, messages)
+    assert expected != text  # each case quotes something
+    assert Redactor(messages).redact(text) == expected
+
+
+# --- credentials ----------------------------------------------------------------------
+
+def b64(text: str, encoding: str = "latin-1") -> str:
+    return base64.b64encode(text.encode(encoding)).decode("ascii")
+
+
+@pytest.mark.parametrize("login, password, forms", [
+    ("alice", "pa%40ss", ["pa%40ss", "pa@ss", "alice:pa%40ss", "alice:pa@ss", b64("alice:pa%40ss"), b64("alice:pa@ss")]),
+    # A user name alone (a token as user info): the pair with an empty password, and its Basic token.
+    ("t%40k", None, ["t%40k:", "t@k:", b64("t%40k:"), b64("t@k:")]),
+    (None, "hunter22", ["hunter22", ":hunter22", b64(":hunter22")]),
+    # Not latin-1: aiohttp sends UTF-8.
+    ("jörg", "пароль", ["пароль", "jörg:пароль", b64("jörg:пароль", "utf-8")]),
+    (None, None, []),
+    ("", "", []),
+])
+def test_credential_forms_are_the_password_the_pair_and_its_basic_token(login, password, forms):
+    assert credential_forms(login, password) == sorted(forms)
+
+
+def test_a_credential_of_secret_min_characters_is_hidden_whole_wherever_it_occurs():
+    assert SECRET_MIN == 4
+    redactor = Redactor(user("hi"), "", ["pa55"])
+    assert redactor.redact("pa55") == REDACTED
+    assert redactor.redact("pa55 and PA55, again pa55") == "[redacted] and [redacted], again [redacted]"
+    assert Redactor(user("hi"), "", ["pa5"]).redact("pa5 pa5 pa5") == "pa5 pa5 pa5"
+
+
+def test_overlapping_occurrences_of_a_credential_are_all_hidden():
+    assert Redactor(user("hi"), "", ["aaaa"]).redact("x aaaaa y") == "x [redacted] y"
+
+
+def test_a_short_credential_does_not_stop_the_longer_ones_being_hidden():
+    redactor = Redactor(user("hi"), "", credential_forms("zed", "ab"))
+    assert redactor.redact("401 for zed:ab") == "401 for [redacted]"
+
+
+def test_credentials_are_hidden_without_any_message():
+    assert Redactor([], "", ["hunter22"]).redact("bad: hunter22") == "bad: [redacted]"
+    assert Redactor([], "", []).redact("bad: hunter22") == "bad: hunter22"
+
+
+# --- the time budget, made deterministic ---------------------------------------------------
+
+def test_an_unspent_budget_checks_everything(monkeypatch):
+    # No size floor, and all the time in the world: nothing may be hidden for lack of time.
+    monkeypatch.setattr(redact, "_ALWAYS_SCANNED", 0)
+    monkeypatch.setattr(redact, "REDACT_SECONDS", 600.0)
+    text = "an error that quotes nothing of the prompt at all"
+    assert Redactor(user(SECRET)).redact(text) == text
+
+
+def test_past_the_time_every_call_still_scans_its_floor(monkeypatch):
+    # Time is always up; the floor is one character: the first piece's scan is done, nothing after it.
+    monkeypatch.setattr(redact, "REDACT_SECONDS", -1.0)
+    monkeypatch.setattr(redact, "_ALWAYS_SCANNED", 1)
+    text = "quotes nothing of the prompt, long enough"
+    assert Redactor(user(SECRET)).redact(text) == "q" + REDACTED
+
+
+def test_the_json_forms_are_built_when_they_fit_exactly(monkeypatch):
+    prompt = "0123456789abcdef" * 4096  # 2**16 characters: the cost below is exact in binary
+    monkeypatch.setattr(redact, "_ALWAYS_PREPARED", 0)
+    monkeypatch.setattr(redact, "_PREP_SECONDS_ASCII", redact.REDACT_SECONDS / (4 * len(prompt)))
+    text = "upstream: C:\\temp\\file.txt not found, and nothing else quoted"
+    assert Redactor(user(prompt)).redact(text) == text  # four JSON form costs fit the time: built, nothing quoted
+
+
+def test_non_ascii_sources_are_costed_at_their_own_slower_rate(monkeypatch):
+    monkeypatch.setattr(redact, "_ALWAYS_PREPARED", 0)
+    monkeypatch.setattr(redact, "_PREP_SECONDS_ASCII", 0.0)
+    monkeypatch.setattr(redact, "_PREP_SECONDS_OTHER", 1.0)
+    text = "an error quoting nothing at all"
+    assert Redactor(user("plain ascii prompt")).redact(text) == text
+    assert Redactor(user("prompt with é in it")).redact(text) == REDACTED
+    assert Redactor(user("prompt with é in it")).redact(text[:QUOTE_RUN]) == REDACTED
+
+
+def test_a_scan_that_stops_at_a_place_counts_only_what_it_read(monkeypatch):
+    # The quote's first piece is found at once, and its next place near the end: that scan read up to
+    # there, not the whole source. With a floor of exactly what the first two scans read, plus a little,
+    # one more piece after the quote is checked ("a" shown), and only then the rest is hidden.
+    prompt = SECRET + " " + "".join(f"{index:05d}|" for index in range(2000)) + " my se"
+    text = SECRET + " and then nothing quoted at all here"
+    monkeypatch.setattr(redact, "REDACT_SECONDS", -1.0)
+    monkeypatch.setattr(redact, "_ALWAYS_SCANNED", prompt.find("my se", 1) + len(prompt) + 3)
+    assert Redactor(user(prompt)).redact(text) == "[redacted]a[redacted]"
+
+
+def test_a_quote_that_starts_with_a_whitespace_run_hides_the_whole_run():
+    # The run "\t " is read as one space that stands for both characters.
+    assert Redactor(user("a b c d e f g h")).redact("X\t b c d e f g h") == "X[redacted]"
+
+
+def test_without_time_for_the_json_forms_a_backslash_at_the_very_end_is_hidden(monkeypatch):
+    prompt = "".join(f"{index:08x} " for index in range(20_000))
+    monkeypatch.setattr(redact, "_ALWAYS_PREPARED", 0)
+    monkeypatch.setattr(redact, "_PREP_SECONDS_ASCII", redact.REDACT_SECONDS / len(prompt) / 2)
+    text = "nothing quoted here, but a path ends in C:\\"
+    assert Redactor(user(prompt)).redact(text) == text[:-QUOTE_RUN] + REDACTED

@@ -239,6 +239,18 @@ def test_byte_order_mark_is_only_stripped_once():
     assert decode(BOM + BOM + b"data: a\n\ndata: b\n\n") == [ServerSentEvent("b")]
 
 
+def test_byte_order_mark_after_the_start_is_text_even_at_a_chunk_start():
+    # Each time "\ufeffdata" is an unknown field, so "b" is not data.
+    assert decode(b"data: a\n", BOM + b"data: b\n\n") == [ServerSentEvent("a")]
+    assert decode(b"data: a\r", b"\xef", b"\xbb\xbfdata: b\n\n") == [ServerSentEvent("a")]
+
+
+def test_input_shorter_than_a_byte_order_mark_gives_nothing():
+    for stream in (b"\xef", b"\xef\xbb", b"\n", b"d\n"):
+        assert decode(stream) == []
+        assert decode(*bytewise(stream)) == []
+
+
 def test_byte_order_mark_prefix_that_is_not_one_is_kept():
     assert decode(b"\xef", b"\xbbdata: a\n\ndata: b\n\n") == [ServerSentEvent("b")]
 
@@ -250,6 +262,18 @@ def test_utf8_split_inside_characters_is_decoded_whole():
 
 def test_invalid_utf8_becomes_replacement_characters():
     assert decode(b"data: a\xffb\xc3\n\n") == [ServerSentEvent("a\ufffdb\ufffd")]
+
+
+@pytest.mark.parametrize("chunks, expected", [
+    # A data line completed by a later chunk, and one of several lines of an event.
+    ([b"data: a\xff", b"b\xc3\n\n"], ServerSentEvent("a\ufffdb\ufffd")),
+    ([b"data: a\xff\ndata: \xc3\n\n"], ServerSentEvent("a\ufffd\n\ufffd")),
+    # Any other field: its name and value are decoded the same way.
+    ([b"event: \xff\ndata:\xc3\n\n"], ServerSentEvent("\ufffd", "\ufffd")),
+    ([b"id: \xc3", b"\ndata: x\n\n"], ServerSentEvent("x", id="\ufffd")),
+])
+def test_invalid_utf8_in_every_kind_of_line_and_split_becomes_replacement_characters(chunks, expected):
+    assert decode(*chunks) == [expected]
 
 
 def test_sample_stream_gives_exact_events():
@@ -270,10 +294,15 @@ def test_sample_stream_split_anywhere_in_two_or_three():
 def test_chat_stream_in_provider_sized_blocks():
     stream = b"".join(chat_event(f"tok{i} ") for i in range(3000)) + b"data: [DONE]\n\n"
     events = decode(*[stream[i : i + 65536] for i in range(0, len(stream), 65536)])
-    assert [event.json()["choices"][0]["delta"]["content"] for event in events[:-1]] == [
+    assert [json.loads(event.data)["choices"][0]["delta"]["content"] for event in events[:-1]] == [
         f"tok{i} " for i in range(3000)
     ]
     assert events[-1] == ServerSentEvent("[DONE]")
+
+
+def test_the_end_of_an_event_is_not_read_again_as_a_line_of_the_next():
+    # "paid" ends in "id": read again after its event, it would be an "id" line that clears the id.
+    assert decode(b"id: 7\ndata: paid\n\ndata: b") == [ServerSentEvent("paid", id="7"), ServerSentEvent("b", id="7")]
 
 
 def test_fast_path_keeps_id_and_retry_of_earlier_events():
@@ -321,6 +350,12 @@ def test_event_over_the_limit_raises_sse_error_naming_the_limit():
 
 def test_event_at_the_limit_is_kept():
     assert decode(b"data: " + b"x" * 10 + b"\n\n", max_event_size=16) == [ServerSentEvent("x" * 10)]
+
+
+def test_event_at_the_limit_is_kept_when_its_line_arrives_in_pieces():
+    line = b"data: " + b"x" * 10  # 16 bytes, held unfinished before its line end comes
+    assert decode(line[:3], line[3:], b"\n\n", max_event_size=16) == [ServerSentEvent("x" * 10)]
+    assert decode(*bytewise(line + b"\n\n"), max_event_size=16) == [ServerSentEvent("x" * 10)]
 
 
 def test_limit_counts_all_lines_of_the_event():
@@ -379,45 +414,12 @@ def test_decoder_module_loads_without_any_io_library():
     code = (
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('sse', {str(source)!r})\n"
-        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "module = sys.modules['sse'] = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
         "print(sorted({'aiohttp', 'asyncio', 'socket', 'g4f'} & set(sys.modules)))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
-
-
-# --- the event value --------------------------------------------------------
-
-
-def test_json_parses_data():
-    assert ServerSentEvent('{"choices": [{"delta": {"content": "hi"}}]}').json() == {
-        "choices": [{"delta": {"content": "hi"}}]
-    }
-
-
-def test_json_of_non_json_data_raises_json_error():
-    with pytest.raises(json.JSONDecodeError):
-        ServerSentEvent("[DONE").json()
-
-
-def test_event_defaults():
-    event = ServerSentEvent("x")
-    assert (event.data, event.event, event.id, event.retry) == ("x", "message", "", None)
-
-
-def test_events_equal_by_all_four_fields():
-    assert ServerSentEvent("x", "message", "1", 5) == ServerSentEvent("x", "message", "1", 5)
-    assert ServerSentEvent("x") != ServerSentEvent("x", "other")
-    assert ServerSentEvent("x") != ServerSentEvent("x", id="1")
-    assert ServerSentEvent("x") != ServerSentEvent("x", retry=1)
-    assert ServerSentEvent("x") != ServerSentEvent("y")
-    assert ServerSentEvent("x") != "x"
-
-
-def test_repr_shows_all_fields_and_evaluates_back():
-    event = ServerSentEvent('a "b"\n', "delta", "7", 30)
-    assert repr(event) == "ServerSentEvent(data='a \"b\"\\n', event='delta', id='7', retry=30)"
-    assert eval(repr(event)) == event
 
 
 # --- properties (hypothesis) ------------------------------------------------
