@@ -81,10 +81,6 @@ def broke_off(origin: Origin, error: BaseException, deltas: int | None) -> Respo
     return ResponseError(f"{origin.endpoint}: {where}: {origin.quote(cause(error))}")
 
 
-def no_connection(origin: Origin, seconds: float) -> G4FTimeoutError:
-    return G4FTimeoutError(f"{origin.endpoint}: no connection within {seconds:g} s")
-
-
 def no_answer(origin: Origin, seconds: float) -> G4FTimeoutError:
     return G4FTimeoutError(f"{origin.endpoint}: no answer within {seconds:g} s")
 

@@ -173,7 +173,6 @@ def test_body_errors_quote_the_upstreams_words_only_through_the_redactor():
 
 
 @pytest.mark.parametrize("build, expected", [
-    (lambda: errors.no_connection(PLAIN, 30), "no connection within 30 s"),
     (lambda: errors.no_answer(PLAIN, 0.5), "no answer within 0.5 s"),
     (lambda: errors.no_answer(PLAIN, 120.0), "no answer within 120 s"),
     (lambda: errors.stalled(PLAIN, 0.25, 3), "stream stalled for 0.25 s after 3 deltas"),
