@@ -11,6 +11,7 @@ alone on old g4f releases, may import it too.
 from __future__ import annotations
 
 import socket
+import tracemalloc
 from typing import Any
 
 from g4f_autonomous import AutonomousAI
@@ -43,3 +44,15 @@ def text_of(items: list[Any]) -> str:
     return "".join(texts(items))
 
 
+async def traced_peak(coroutine: Any, catch: type[BaseException] = Exception) -> tuple[BaseException | None, int]:
+    """Run ``coroutine``; return what it raised (of ``catch``) and the peak of Python allocations meanwhile."""
+    tracemalloc.start()
+    try:
+        await coroutine
+        raised = None
+    except catch as error:
+        raised = error
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return raised, peak

@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -44,22 +43,9 @@ def chat_url(emulator: Emulator) -> str:
 
 # --- bounded memory ---------------------------------------------------------
 
-async def traced_peak(coroutine: Any) -> tuple[BaseException | None, int]:
-    """Run ``coroutine``; return what it raised and the peak of Python allocations meanwhile."""
-    tracemalloc.start()
-    try:
-        await coroutine
-        raised = None
-    except G4FError as error:
-        raised = error
-    finally:
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    return raised, peak
-
 
 async def test_endless_error_body_is_read_up_to_the_cap_then_closed(emulator):
-    error, peak = await traced_peak(ask(emulator, Fault(status=500, endless_body=True, content_type="text/plain")))
+    error, peak = await helpers.traced_peak(ask(emulator, Fault(status=500, endless_body=True, content_type="text/plain")), G4FError)
     assert type(error) is ResponseStatusError
     assert str(error).startswith(f"HTTP 500 from {chat_url(emulator)}: xxxxxxxx")
     assert peak < 4 * answer.ERROR_BODY_LIMIT + 2**20
@@ -69,7 +55,7 @@ async def test_endless_error_body_is_read_up_to_the_cap_then_closed(emulator):
 async def test_gzip_bomb_is_bounded_by_decoded_bytes(emulator):
     # 256 MiB of zeros in about 256 KiB of gzip: the cap counts what it inflates to.
     fault = Fault(status=429, gzip_bomb_mib=256, content_type="text/plain")
-    error, peak = await traced_peak(ask(emulator, fault))
+    error, peak = await helpers.traced_peak(ask(emulator, fault), G4FError)
     assert type(error) is RateLimitError
     assert str(error).startswith(f"HTTP 429 from {chat_url(emulator)}: \ufffd\ufffd")  # zeros, shown harmless
     assert peak < 8 * 2**20

@@ -47,20 +47,6 @@ async def warm(emulator: Emulator, fault: Fault) -> None:
         await response.content.read(1)
 
 
-async def traced_peak(coroutine: Any) -> tuple[BaseException | None, int]:
-    """What ``coroutine`` raised (a g4f error) and the peak of Python allocations meanwhile."""
-    tracemalloc.start()
-    try:
-        await coroutine
-        raised = None
-    except ResponseError as error:
-        raised = error
-    finally:
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    return raised, peak
-
-
 # --- the loop is never held long ----------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -176,14 +162,14 @@ def _gzip(data: bytes) -> bytes:
 
 async def test_whole_json_answer_of_empty_objects_is_refused_before_it_is_built(emulator):
     # 30 MB of {"x":[{},{},...]}: json.loads would build 10 M dicts, +800 MiB.
-    error, peak = await traced_peak(ask(emulator, Fault(wide_json_bytes=30_000_000)))
+    error, peak = await helpers.traced_peak(ask(emulator, Fault(wide_json_bytes=30_000_000)), ResponseError)
     assert str(error) == (f"{emulator.base_url}/chat: the JSON answer holds more than {answer.MAX_JSON_VALUES} "
                           "JSON values (answer.MAX_JSON_VALUES)")
     assert peak < 160 * 2**20  # the body, as bytes and as text, and no more
 
 
 async def test_event_of_empty_objects_is_refused_before_it_is_built(emulator):
-    error, peak = await traced_peak(ask(emulator, Fault(wide_json_bytes=3_000_000, wide_json_event=True)))
+    error, peak = await helpers.traced_peak(ask(emulator, Fault(wide_json_bytes=3_000_000, wide_json_event=True)), ResponseError)
     assert str(error) == (f"{emulator.base_url}/chat: an event holds more than {answer.MAX_JSON_VALUES} "
                           "JSON values (answer.MAX_JSON_VALUES)")
     assert peak < 40 * 2**20
