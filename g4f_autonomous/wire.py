@@ -459,9 +459,11 @@ def read_chunk(payload: Any) -> Chunk | None:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# One JSON string (to its end, or to the end of the text if unterminated: each
-# character is then looked at once), or one character that adds a value.
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|([\[{,:])', re.DOTALL)
+# One character that adds a value (group 1), or one JSON string, to its end or
+# to the end of the text if unterminated. The string's body is taken by a
+# lookahead, which Python's re never backtracks into (Python 3.10 has no
+# possessive quantifiers), so each character is looked at once.
+_JSON_TOKEN = re.compile(r'([\[{,:])|"(?=([^"\\]*(?:\\.[^"\\]*)*))\2(?:"|\\?\Z)', re.DOTALL)
 
 
 def json_values_over(text: str, limit: int) -> bool:
@@ -477,7 +479,7 @@ def json_values_over(text: str, limit: int) -> bool:
         return False
     values = 0
     for tokens, match in enumerate(_JSON_TOKEN.finditer(text), 1):
-        if match.lastindex:
+        if match.lastindex == 1:
             values += 1
             if values > limit:
                 return True
