@@ -310,13 +310,9 @@ ROUTE_PROBE = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[EmulatorThread]:
-    server = EmulatorThread()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def upstream(_emulator_thread: EmulatorThread) -> EmulatorThread:
+    """The session's threaded emulator (conftest.py), for this module's routing runs."""
+    return _emulator_thread
 
 
 @pytest.fixture(scope="module")
