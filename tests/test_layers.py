@@ -20,7 +20,7 @@ from offline import offline_env
 import g4f_autonomous
 import g4f_autonomous_autoload as autoload
 
-PURE_MODULES = ["sse", "wire", "redact", "inflate", "conformance"]
+PURE_MODULES = ["sse", "wire", "redact", "inflate", "conformance", "errors"]
 CODE_UNDER_TEST = sorted({str(Path(g4f_autonomous.__file__).parent.parent), str(Path(autoload.__file__).parent)})
 # What a fresh interpreter reports: heavy modules loaded, and whether AutonomousAI is in g4f's registry.
 REPORT = textwrap.dedent(
