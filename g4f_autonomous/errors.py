@@ -75,9 +75,9 @@ def cause(error: BaseException) -> str:
             # asyncio words a refused connect "Connect call failed"; the errno says why.
             return f"{type(error).__name__}: {os.strerror(os_error.errno)}"
         return f"{type(error).__name__}: {os_error.strerror or os_error}"
-    status = getattr(error, "status", None)
-    if isinstance(status, int):
-        return f"{type(error).__name__}: {status}, {getattr(error, 'message', '')}"
+    status, message = getattr(error, "status", None), getattr(error, "message", None)
+    if isinstance(status, int) and isinstance(message, str):
+        return f"{type(error).__name__}: {status}, {message}"
     text = str(error) or type(error).__name__
     return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
 

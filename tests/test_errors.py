@@ -112,6 +112,9 @@ def connector_error(os_error: OSError, kind: type = aiohttp.ClientConnectorError
      "ClientPayloadError: Response payload is not completed"),
     (aiohttp.ServerDisconnectedError(), "ServerDisconnectedError: Server disconnected"),
     (asyncio.TimeoutError(), "TimeoutError"),
+    # told by what it carries: a status without a message is no HTTP answer's error
+    (type("StatusOnly", (Exception,), {"status": 502})("went wrong"), "StatusOnly: went wrong"),
+    (type("MessageOnly", (Exception,), {"message": "Gone"})("went wrong"), "MessageOnly: went wrong"),
     (ValueError("ValueError"), "ValueError"),
 ])
 def test_cause_names_the_error_type_and_its_short_reason(error, expected):
