@@ -24,6 +24,7 @@ import importlib
 import sys
 import threading
 from collections.abc import Callable
+from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 import g4f.errors as _errors
@@ -307,47 +308,57 @@ def _offered(provider: type) -> bool:
     return bool(getattr(provider, "working", False)) and not _ignored_by_g4f(provider.__name__)
 
 
-def patch_gui_provider_list(module: Any, provider: type) -> bool:
-    """Make g4f's GUI list ``provider``: its Api.get_providers may serve a list g4f saved without it."""
-    api: Any = getattr(module, "Api", None)
-    raw = vars(api).get("get_providers") if isinstance(api, type) else None
-    if not isinstance(raw, staticmethod) or not callable(raw.__func__):
-        warn_changed("g4f.gui.server.api.Api.get_providers", "not a static method: the GUI may not list AutonomousAI")
+def _wrap_once(owner: Any, name: str, kind: type[Any], wrap: Callable[[Callable], Callable], internal: str,
+               loss: str) -> bool:
+    """Replace method ``name`` of class ``owner`` by ``wrap(original)``, keeping its kind; once.
+
+    ``kind`` is the kind expected: staticmethod, classmethod or FunctionType (a
+    plain method). Any other shape is a changed g4f: one warning saying what the
+    user loses (``loss``), and False. A method already wrapped is left alone.
+    """
+    raw: Any = vars(owner).get(name) if isinstance(owner, type) else None
+    if type(raw) is not kind:
+        warn_changed(internal, f"not a {kind.__name__}: {loss}")
         return False
-    original = raw.__func__
-    if getattr(original, "_autonomous_ai", False):
-        return True
-
-    def get_providers(*args: Any, **kwargs: Any) -> Any:
-        providers = original(*args, **kwargs)
-        if not _offered(provider) or not isinstance(providers, list):
-            return providers
-        entries = [p for p in providers if isinstance(p, dict)]
-        if any(p.get("name") == provider.__name__ for p in entries):
-            return providers
-        keys = list(entries[0]) if entries else None
-        return [*providers, gui_entry(provider, keys)]
-
-    functools.update_wrapper(get_providers, original)
-    get_providers._autonomous_ai = True  # type: ignore[attr-defined]  # our mark: patch once
-    api.get_providers = staticmethod(get_providers)
-    _patch_gui_model_list(api, provider)
+    original = raw if kind is FunctionType else raw.__func__
+    if not getattr(original, "_autonomous_ai", False):
+        wrapper = functools.update_wrapper(wrap(original), original)
+        wrapper._autonomous_ai = True  # type: ignore[attr-defined]  # our mark: wrap once
+        setattr(owner, name, wrapper if kind is FunctionType else kind(wrapper))
     return True
 
 
-def _patch_gui_model_list(api: Any, provider: type) -> None:
-    """The GUI's models per provider (``Api.get_all_models``) may come from a file saved without ``provider``."""
-    original = vars(api).get("get_all_models")
-    if original is None:  # a GUI without the route: nothing to add to
-        return
-    if not callable(original) or isinstance(original, (staticmethod, classmethod)):
-        warn_changed("g4f.gui.server.api.Api.get_all_models", "not a method: the GUI may miss AutonomousAI's models")
-        return
-    if getattr(original, "_autonomous_ai", False):
-        return
+def patch_gui_provider_list(module: Any, provider: type) -> bool:
+    """Make g4f's GUI list ``provider``: its Api.get_providers may serve a list g4f saved without it."""
+    api: Any = getattr(module, "Api", None)
 
-    def get_all_models(self: Any, *args: Any, **kwargs: Any) -> Any:
-        models = original(self, *args, **kwargs)
+    def wrap(original: Callable) -> Callable:
+        def get_providers(*args: Any, **kwargs: Any) -> Any:
+            providers = original(*args, **kwargs)
+            if not _offered(provider) or not isinstance(providers, list):
+                return providers
+            entries = [p for p in providers if isinstance(p, dict)]
+            if any(p.get("name") == provider.__name__ for p in entries):
+                return providers
+            keys = list(entries[0]) if entries else None
+            return [*providers, gui_entry(provider, keys)]
+
+        return get_providers
+
+    if not _wrap_once(api, "get_providers", staticmethod, wrap, "g4f.gui.server.api.Api.get_providers",
+                      "the GUI may not list AutonomousAI"):
+        return False
+    # The GUI's models per provider (Api.get_all_models, where it has the route) may come
+    # from a file saved without the provider too.
+    if "get_all_models" in vars(api):
+        _wrap_once(api, "get_all_models", FunctionType, lambda original: _adding_models(original, provider),
+                   "g4f.gui.server.api.Api.get_all_models", "the GUI may miss AutonomousAI's models")
+    return True
+
+
+def _adding_models(original: Callable, provider: type) -> Callable:
+    def get_all_models(*args: Any, **kwargs: Any) -> Any:
+        models = original(*args, **kwargs)
         if not isinstance(models, dict):
             return models
         models = _with_routed_models(models)
@@ -355,9 +366,7 @@ def _patch_gui_model_list(api: Any, provider: type) -> None:
             return models
         return {**models, provider.__name__: list(getattr(provider, "models", None) or [])}
 
-    functools.update_wrapper(get_all_models, original)
-    get_all_models._autonomous_ai = True  # type: ignore[attr-defined]
-    api.get_all_models = get_all_models
+    return get_all_models
 
 
 # --- what g4f saves: its own lists, never AutonomousAI -----------------------------------
@@ -426,20 +435,12 @@ def keep_out_of_saved_lists(module: Any, provider: type) -> bool:
             storage.set = set_without  # this one object, g4f's only storage of these lists
         patched = True
     api: Any = getattr(module, "Api", None)
-    raw = vars(api).get("_write_providers_cache") if isinstance(api, type) else None
-    if raw is not None:  # 8.7.4 on: the list also goes into g4f's package, providers.json
-        if not isinstance(raw, staticmethod) or not callable(raw.__func__):
-            warn_changed("g4f.gui.server.api.Api._write_providers_cache",
-                         "not a static method: g4f's providers.json may name AutonomousAI")
-        elif not getattr(raw.__func__, "_autonomous_ai", False):
-            write = raw.__func__
+    if isinstance(api, type) and "_write_providers_cache" in vars(api):  # 8.7.4 on: also g4f's providers.json
+        def wrap(write: Callable) -> Callable:
+            return lambda result, *args, **kwargs: write(without_provider(result, name), *args, **kwargs)
 
-            def write_without(result: Any, *args: Any, **kwargs: Any) -> Any:
-                return write(without_provider(result, name), *args, **kwargs)
-
-            functools.update_wrapper(write_without, write)
-            write_without._autonomous_ai = True  # type: ignore[attr-defined]
-            api._write_providers_cache = staticmethod(write_without)
+        _wrap_once(api, "_write_providers_cache", staticmethod, wrap, "g4f.gui.server.api.Api._write_providers_cache",
+                   "g4f's providers.json may name AutonomousAI")
         patched = True
     return patched
 
@@ -455,21 +456,13 @@ def hide_from_model_discovery(module: Any, provider: type) -> bool:
     what it puts into g4f's model map, so it stays out of that search; by name
     it stays reachable, as ``from_name`` is not involved.
     """
-    router: Any = getattr(module, "ProviderRouter", None)
-    raw = vars(router).get("all_providers") if isinstance(router, type) else None
-    if not isinstance(raw, classmethod) or not callable(raw.__func__):
-        warn_changed("g4f.providers.provider_router.ProviderRouter.all_providers",
-                     "not a class method: g4f may still route models to AutonomousAI")
-        return False
-    original = raw.__func__
-    if getattr(original, "_autonomous_ai", False):
-        return True
+    def wrap(original: Callable) -> Callable:
+        def all_providers(*args: Any, **kwargs: Any) -> Any:
+            found = original(*args, **kwargs)
+            return [p for p in found if p is not provider] if isinstance(found, list) else found
 
-    def all_providers(cls: Any, *args: Any, **kwargs: Any) -> Any:
-        found = original(cls, *args, **kwargs)
-        return [p for p in found if p is not provider] if isinstance(found, list) else found
+        return all_providers
 
-    functools.update_wrapper(all_providers, original)
-    all_providers._autonomous_ai = True  # type: ignore[attr-defined]
-    router.all_providers = classmethod(all_providers)
-    return True
+    return _wrap_once(getattr(module, "ProviderRouter", None), "all_providers", classmethod, wrap,
+                      "g4f.providers.provider_router.ProviderRouter.all_providers",
+                      "g4f may still route models to AutonomousAI")
