@@ -24,6 +24,7 @@ import threading
 import time
 import zlib
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,8 +188,7 @@ class Emulator:
         if fault.set_cookie:
             response.headers["set-cookie"] = fault.set_cookie
         await response.prepare(request)
-        self.open_streams += 1
-        try:
+        async with self._streaming():
             if fault.deltas is not None and not _needs_per_delta_control(fault):
                 size = len(_event("tok ")) if fault.per_event else fault.chunk_size
                 await self._write(response, self._bulk_events(fault.deltas), size)
@@ -210,14 +210,6 @@ class Emulator:
                 if not fault.no_done:
                     await self._write(response, _closing_events(fault, messages, len(deltas)), fault.chunk_size)
             await response.write_eof()
-        except ConnectionResetError:
-            self.disconnects += 1
-            return response  # the client has gone; aiohttp drops the rest quietly
-        except asyncio.CancelledError:
-            self.disconnects += 1
-            raise
-        finally:
-            self.open_streams -= 1
         return response
 
     async def _hostile(
@@ -241,8 +233,7 @@ class Emulator:
             headers["content-encoding"] = "gzip"
         response = web.StreamResponse(status=fault.status, headers=headers)
         await response.prepare(request)
-        self.open_streams += 1
-        try:
+        async with self._streaming():
             if fault.events is not None:
                 for payload in fault.events:
                     await response.write(b"data: " + payload.encode("utf-8") + b"\n\n")
@@ -266,10 +257,6 @@ class Emulator:
                 await _hold_until_gone(request)
                 return response
             await response.write_eof()
-        except ConnectionError:  # reset, or lost while a write waited to drain
-            self.disconnects += 1
-        finally:
-            self.open_streams -= 1
         return response
 
     async def _crafted(
@@ -283,8 +270,7 @@ class Emulator:
         response = web.StreamResponse(status=fault.status, headers=headers)
         await response.prepare(request)
         packer = _Packer(fault.encoding)
-        self.open_streams += 1
-        try:
+        async with self._streaming():
             parts = _crafted_parts(fault, body, messages, deltas)
             cached = bool(fault.filler_events and not fault.keepalive_seconds and fault.encoding)
             if cached:
@@ -302,11 +288,21 @@ class Emulator:
             if not cached:
                 await response.write(packer.finish())
             await response.write_eof()
-        except ConnectionError:  # reset, or lost while a write waited to drain
+        return response
+
+    @contextlib.asynccontextmanager
+    async def _streaming(self) -> AsyncIterator[None]:
+        """Count an answer being streamed, and a client that went away before its end."""
+        self.open_streams += 1
+        try:
+            yield
+        except ConnectionError:  # reset, or lost while a write waited to drain: aiohttp drops the rest
             self.disconnects += 1
+        except asyncio.CancelledError:
+            self.disconnects += 1
+            raise
         finally:
             self.open_streams -= 1
-        return response
 
     async def _write(self, response: web.StreamResponse, data: bytes, chunk_size: int) -> None:
         if chunk_size <= 0:
