@@ -456,18 +456,17 @@ def _mark_shared(text: str, source_and_kind: tuple[str, str], hidden: bytearray,
 
 
 def _mark_run(text: str, start: int, source: str, found: int, hidden: bytearray, kind: str) -> None:
-    """Hide the whole run shared around ``text[start:]`` == ``source[found:]`` (QUOTE_RUN long).
+    """Hide the window ``text[start:]`` == ``source[found:]`` (QUOTE_RUN long) and the shared run after it.
 
-    Hiding the whole run at once spares the later pieces inside it their
-    scans. A JSON form hides only windows with an escape, so only the window.
+    Hiding the rest of the run at once spares the later pieces inside it their
+    scans. Nothing is widened backwards: anchors go left to right, so the
+    windows before this one were checked already. A JSON form hides only
+    windows with an escape, so only the window.
     """
-    if kind == "json":
-        hidden[start:start + QUOTE_RUN] = b"\1" * QUOTE_RUN
-        return
-    before = _common_length(text[:start][::-1], source[max(0, found - start):found][::-1])
     end = start + QUOTE_RUN
-    after = _common_length(text[end:], source[found + QUOTE_RUN:found + QUOTE_RUN + len(text) - end])
-    hidden[start - before:end + after] = b"\1" * (before + QUOTE_RUN + after)
+    if kind != "json":
+        end += _common_length(text[end:], source[found + QUOTE_RUN:found + QUOTE_RUN + len(text) - end])
+    hidden[start:end] = b"\1" * (end - start)
 
 
 def _common_length(a: str, b: str) -> int:

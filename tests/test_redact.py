@@ -358,6 +358,11 @@ def test_a_quote_found_at_a_later_place_of_its_piece_is_hidden():
     assert Redactor(user("hello there, hello world!!, hello you")).redact("hello worl") == REDACTED
 
 
+def test_a_quote_at_an_overlapping_place_of_its_piece_is_hidden():
+    # The piece "aaaaa" occurs at 0 and at 1 of the message; the quote is at 1: no place may be skipped.
+    assert Redactor(user("aaaaaabcdefgh")).redact("aaaaabcdefgh") == REDACTED
+
+
 def test_a_json_form_hides_only_the_windows_with_an_escape():
     # "lait!" is shared with the escaped form only next to "\u00e9 au ", never 10 of the user's characters alone.
     assert Redactor(user("café au lait!")).redact("caf\\u00e9 au lait!") == "[redacted]lait!"
