@@ -82,6 +82,11 @@ def test_each_difference_is_named(status, headers, body, expected):
     assert aspects(status, headers, body) == expected
 
 
+@pytest.mark.parametrize("body, found", [(b"", "an empty body"), (b"  not\n\n  events " + b"x" * 300, "'not events " + "x" * 184 + "'")])
+def test_a_body_without_events_is_quoted_short(body, found):
+    assert [str(d) for d in check_answer(200, SSE, body)] == [f"event shape: expected server-sent events, found {found}"]
+
+
 def test_a_web_page_is_several_differences():
     found = aspects(403, {"Content-Type": "text/html"}, b"<html><title>Just a moment...</title></html>")
     assert found == ["status", "content type", "event shape"]
