@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -112,6 +111,7 @@ def test_endpoint_url_appends_the_models_path(model, path):
 def test_resolve_base_url_prefers_the_argument_over_the_env(monkeypatch):
     monkeypatch.setenv(wire.BASE_URL_ENV, "http://127.0.0.1:2/env")
     assert wire.resolve_base_url("http://127.0.0.1:1/arg/") == "http://127.0.0.1:1/arg"
+    assert wire.resolve_base_url("http://127.0.0.1:1/AX//") == "http://127.0.0.1:1/AX"  # slashes only
 
 
 def test_resolve_base_url_uses_the_env_without_an_argument(monkeypatch):
@@ -205,13 +205,15 @@ def test_build_body_is_json_for_any_thread_id(thread_id):
 @pytest.mark.parametrize("raw, path, reason", [
     (b"[]", "/chat", "body must be a JSON object"),
     (b'{"messages":"W10=","threadId":"t","stream":1,"aiAgent":"llama"}', "/chat", "field 'stream' must be bool"),
-    (b'{"messages":"W10=","threadId":"t","stream":true,"aiAgent":"llama"}', "/chat", "messages is empty"),
-    (b'{"messages":"/w==","threadId":"t","stream":true,"aiAgent":"llama"}', "/chat", "not base64 of UTF-8 JSON"),
-    (b'{"messages":"W10=","threadId":"t","stream":true,"aiAgent":"nope"}', "/chat", "'nope' is not served at /chat"),
+    (b'{"messages":"W10=","threadId":"t","stream":true,"aiAgent":"llama"}', "/chat",
+     "messages is empty: send at least one {'role': 'user', 'content': '...'} message"),
+    (b'{"messages":"/w==","threadId":"t","stream":true,"aiAgent":"llama"}', "/chat", "messages is not base64 of UTF-8 JSON"),
+    (b'{"messages":"W10=","threadId":"t","stream":true,"aiAgent":"nope"}', "/chat", "aiAgent 'nope' is not served at /chat"),
 ])
 def test_read_body_names_what_a_strict_upstream_refuses(raw, path, reason):
-    with pytest.raises(ValueError, match=re.escape(reason)):
+    with pytest.raises(ValueError) as refused:
         wire.read_body(path, raw)
+    assert str(refused.value) == reason
 
 
 # --- one set of control characters ----------------------------------------------------------
@@ -235,9 +237,10 @@ def test_other_characters_pass_in_a_header_value(character):
 
 @pytest.mark.parametrize("messages, message", [
     ((), "messages must be a list of {'role': ..., 'content': ...} dicts, got tuple"),
+    ([], "messages is empty: send at least one {'role': 'user', 'content': '...'} message"),
     ([{"role": "user", "content": "hi"}, "hi"], "messages[1] must be a dict with 'role' and 'content', got str"),
     ([{"role": "", "content": "hi"}], "messages[0] has no 'role': use 'system', 'user' or 'assistant'"),
-    ([{"role": "user"}], "messages[0].content must be a string or a list of content parts, got NoneType"),
+    ([{"role": "user", "content": 5}], "messages[0].content must be a string or a list of content parts, got int"),
     ([{"role": "user", "content": [{"type": "text", "text": "a"}, {"text": "b"}]}],
      "messages[0].content[1] must be a dict with a 'type', like {'type': 'text', 'text': '...'}"),
     ([{"role": "user", "content": [{"type": 3}]}],
@@ -281,14 +284,15 @@ def test_encode_messages_names_the_message_that_cannot_be_sent():
         assert_unchained(refused.value)
 
 
-@pytest.mark.parametrize("message", [
-    {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "data:,"}}]},
-    {"content": "no role"},  # unchecked: sent as given (the emulator's tests send such)
-    {"role": "user", "content": "x", "name": "n"},
+@pytest.mark.parametrize("message, sent", [
+    ({"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "d"}}]},
+     {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "d"}}]}),
+    ({"role": "user", "content": "x", "name": "n"}, {"role": "user", "content": "x"}),
+    ({"content": "no role"}, {"role": None, "content": "no role"}),  # unchecked, as the emulator's tests send
 ])
-def test_encode_messages_sends_any_other_message_as_its_json(message):
+def test_encode_messages_sends_role_and_content(message, sent):
     with encode_slice(1):
-        assert decode_messages(wire.encode_messages([message])) == [message]
+        assert decode_messages(wire.encode_messages([message])) == [sent]
 
 
 # --- images ----------------------------------------------------------------------------
@@ -313,6 +317,12 @@ def test_attach_images_without_a_user_message_adds_one():
         {"role": "user", "content": [{"type": "text", "text": ""}, image_part(IMAGE), image_part("https://example.org/b.png")]},
     ]
     assert messages == [{"role": "system", "content": "be brief"}]
+
+
+def test_attach_images_to_the_last_message_when_it_is_the_users():
+    messages = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    attached = wire.attach_images(messages, [IMAGE])
+    assert attached == [*messages[:2], {"role": "user", "content": [{"type": "text", "text": "c"}, image_part(IMAGE)]}]
 
 
 def test_attach_images_to_a_first_user_message_with_parts():
@@ -451,8 +461,21 @@ def test_check_proxy_takes_an_http_url_or_nothing(proxy, expected):
     assert wire.check_proxy(proxy) == expected
 
 
+@pytest.mark.parametrize("proxy, message", [
+    ("socks5://user:secret@host:1080", "proxy must be an http:// or https:// URL; it has 'socks5'"),
+    ("http://user:secret@host:x", "proxy must be an http:// or https:// URL with a valid host and port"),
+    (5, "proxy must be an http:// or https:// URL, got int"),
+])
+def test_a_bad_proxy_is_named_without_its_value(proxy, message):
+    with pytest.raises(ValueError) as refused:
+        wire.check_proxy(proxy)
+    assert str(refused.value) == message
+
+
 @pytest.mark.parametrize("url, message", [
     (5, "base_url must be an http:// or https:// URL, got int"),
+    ("http://host/a b", "base_url must be an http:// or https:// URL without spaces or control characters: "
+                        "'http://host/a b'"),
     ("127.0.0.1:8080", "base_url must be an http:// or https:// URL; it has no scheme: '127.0.0.1:8080'"),
     ("1http://x", "base_url must be an http:// or https:// URL; it has no scheme: '1http://x'"),
     ("ws://host/a?next=http://b", "base_url must be an http:// or https:// URL; it has 'ws': 'ws://host/a?next=http://b'"),
@@ -583,6 +606,7 @@ def test_looks_like_json(content_type, head, json_like):
 @pytest.mark.parametrize("head, events", [
     (b"data: {}", True), (b"\xef\xbb\xbf\r\n event: x", True), (b"id: 1", True), (b"retry: 5", True),
     (b": keep-alive", True), (b"\t\ndata:", True), (b"{}", False), (b"datum: x", False), (b"", False),
+    (b"Xdata: {}", False),
 ])
 def test_looks_like_events(head, events):
     assert wire.looks_like_events(head) is events
