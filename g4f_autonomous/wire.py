@@ -84,9 +84,7 @@ def check_messages(messages: Any) -> list[dict[str, Any]]:
         if not isinstance(role, str) or not role:
             raise ValueError(f"messages[{index}] has no 'role': use 'system', 'user' or 'assistant'")
         content = message.get("content")
-        if isinstance(content, str):
-            pass
-        elif isinstance(content, list):
+        if isinstance(content, list):
             for part_index, part in enumerate(content):
                 if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
                     raise ValueError(
@@ -95,7 +93,7 @@ def check_messages(messages: Any) -> list[dict[str, Any]]:
                     )
                 if part["type"] == "text" and not isinstance(part.get("text"), str):
                     raise ValueError(f"messages[{index}].content[{part_index}] is a text part without a 'text' string")
-        else:
+        elif not isinstance(content, str):
             raise ValueError(
                 f"messages[{index}].content must be a string or a list of content parts, "
                 f"got {type(content).__name__}"
