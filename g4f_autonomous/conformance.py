@@ -44,7 +44,8 @@ def check_answer(status: int, headers: Mapping[str, str], body: bytes) -> list[D
     differences: list[Difference] = []
     if status != 200:
         differences.append(Difference("status", "200", str(status)))
-    content_type = _header(headers, "content-type")
+    # The headers as a plain dict (probe's): the name's case is the server's.
+    content_type = next((value for name, value in headers.items() if name.lower() == "content-type"), "")
     if not content_type.lower().startswith("text/event-stream"):
         differences.append(Difference("content type", "text/event-stream", content_type or "none"))
     decoder = SSEDecoder()
@@ -53,7 +54,9 @@ def check_answer(status: int, headers: Mapping[str, str], body: bytes) -> list[D
     except SSEError as error:
         return differences + [Difference("event shape", "events of a sane size", str(error))]
     if not events:
-        return differences + [Difference("event shape", "server-sent events", _excerpt(body) or "an empty body")]
+        excerpt = " ".join(body[:200].decode("utf-8", errors="replace").split())
+        shown = repr(excerpt) if excerpt else "an empty body"
+        return differences + [Difference("event shape", "server-sent events", shown)]
 
     texts = finish = usage = 0
     done_at = None
@@ -128,15 +131,3 @@ def _check_event(data: str, index: int, differences: list[Difference]) -> tuple[
         differences.append(Difference("usage", f"integer {', '.join(wire.USAGE_COUNTS)}",
                                       f"event {index}: {json.dumps(raw_usage)[:120]}"))
     return chunk, isinstance(raw_usage, dict)  # a usage object with wrong counts is a difference of its own
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return ""
-
-
-def _excerpt(body: bytes) -> str:
-    text = " ".join(body[:200].decode("utf-8", errors="replace").split())
-    return repr(text) if text else ""

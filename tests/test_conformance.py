@@ -7,6 +7,7 @@ not (a raw body, a status, a content type), and each difference must be named.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,11 @@ def test_each_difference_is_named(status, headers, body, expected):
     assert aspects(status, headers, body) == expected
 
 
+@pytest.mark.parametrize("body, found", [(b"", "an empty body"), (b"  not\n\n  events " + b"x" * 300, "'not events " + "x" * 184 + "'")])
+def test_a_body_without_events_is_quoted_short(body, found):
+    assert [str(d) for d in check_answer(200, SSE, body)] == [f"event shape: expected server-sent events, found {found}"]
+
+
 def test_a_web_page_is_several_differences():
     found = aspects(403, {"Content-Type": "text/html"}, b"<html><title>Just a moment...</title></html>")
     assert found == ["status", "content type", "event shape"]
@@ -129,37 +135,58 @@ def test_check_deep_reports_an_unreachable_service(capsys):
 
 # --- the live tests, pointed at the emulator ------------------------------------------------
 
-
-def run_live(tmp_path: Path, base_url: str) -> subprocess.CompletedProcess:
-    env = offline_env(tmp_path, G4F_AUTONOMOUS_LIVE_URL=base_url)
-    return subprocess.run([sys.executable, "-m", "pytest", "-m", "live", "-p", "no:cacheprovider", "-q",
-                           "tests/test_live.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-
-
-def test_live_tests_pass_on_the_emulator(tmp_path, threaded_emulator):
-    done = run_live(tmp_path, threaded_emulator.base_url)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert f"{len(endpoint_models())} passed" in done.stdout
-
-
-def test_live_tests_fail_naming_the_difference(tmp_path, threaded_emulator):
-    threaded_emulator.emulator.fault = Fault(no_done=True)
-    done = run_live(tmp_path, threaded_emulator.base_url)
-    assert done.returncode == 1, done.stdout
-    assert f"{len(endpoint_models())} failed" in done.stdout
-    assert "[DONE]: expected data: [DONE] as the last event, found no [DONE]" in done.stdout
+# One interpreter for every run of tests/test_live.py below (starting one and importing g4f is
+# most of a run's cost): each run is a fresh pytest session, with its own G4F_AUTONOMOUS_LIVE_URL.
+LIVE_RUNS = """
+import json, os, sys
+import pytest
+for url, args in json.loads(sys.argv[1]):
+    os.environ["G4F_AUTONOMOUS_LIVE_URL"] = url
+    code = pytest.main([*args, "-p", "no:cacheprovider", "-q", "tests/test_live.py"])
+    print(f"\\n--- exit {int(code)}", flush=True)
+"""
 
 
-def test_live_tests_skip_when_the_service_cannot_be_reached(tmp_path):
-    done = run_live(tmp_path, closed_port_url())
-    assert done.returncode == 0, done.stdout
-    assert f"{len(endpoint_models())} skipped" in done.stdout
+@pytest.fixture(scope="module")
+def live_runs(tmp_path_factory, _emulator_thread) -> dict[str, tuple[int, str]]:
+    """Exit code and output of each run, by name: what a user of ``pytest -m live`` sees."""
+    _emulator_thread.reset()
+    # One request per endpoint and run, in turn: the "conforms" run is answered well, "differs" without [DONE].
+    _emulator_thread.emulator.next_faults.extend([Fault()] * len(endpoint_models()))
+    _emulator_thread.emulator.next_faults.extend([Fault(no_done=True)] * len(endpoint_models()))
+    runs = {"default": ("", ["--collect-only"]), "conforms": (_emulator_thread.base_url, ["-m", "live"]),
+            "differs": (_emulator_thread.base_url, ["-m", "live"]), "unreachable": (closed_port_url(), ["-m", "live"])}
+    env = offline_env(tmp_path_factory.mktemp("live"))
+    done = subprocess.run([sys.executable, "-c", LIVE_RUNS, json.dumps(list(runs.values()))], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    _emulator_thread.reset()
+    results = re.findall(r"(.*?)\n--- exit (\d+)\n", done.stdout, re.DOTALL)
+    assert len(results) == len(runs), done.stdout + done.stderr
+    return {name: (int(code), output) for name, (output, code) in zip(runs, results, strict=True)}
 
 
-def test_live_tests_are_deselected_by_default():
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--collect-only",
-                           "tests/test_live.py"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert f"{len(endpoint_models())} deselected" in done.stdout, done.stdout
+def test_live_tests_pass_on_the_emulator(live_runs):
+    code, out = live_runs["conforms"]
+    assert code == 0, out
+    assert f"{len(endpoint_models())} passed" in out
+
+
+def test_live_tests_fail_naming_the_difference(live_runs):
+    code, out = live_runs["differs"]
+    assert code == 1, out
+    assert f"{len(endpoint_models())} failed" in out
+    assert "[DONE]: expected data: [DONE] as the last event, found no [DONE]" in out
+
+
+def test_live_tests_skip_when_the_service_cannot_be_reached(live_runs):
+    code, out = live_runs["unreachable"]
+    assert code == 0, out
+    assert f"{len(endpoint_models())} skipped" in out
+
+
+def test_live_tests_are_deselected_by_default(live_runs):
+    code, out = live_runs["default"]
+    assert f"{len(endpoint_models())} deselected" in out, out
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
