@@ -15,9 +15,11 @@ on the folders the plugin run left, as a user who removed the plugin would.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.error
@@ -53,13 +55,35 @@ def g4f_env(root: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def start_probe(root: Path, script: str, *args: str, **extra: str) -> subprocess.Popen:
+    """Start ``script`` with g4f offline in ``root``; :func:`probe_result` reads what it printed."""
+    root.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([sys.executable, "-c", script, *args], cwd=root, env=g4f_env(root, **extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def probe_results(*processes: subprocess.Popen) -> list[dict]:
+    """The last line each probe printed, as JSON, once all have ended well.
+
+    Probes in folders of their own run side by side: start each, then read each (two cores, half the wait).
+    """
+    try:
+        results = []
+        for process in processes:
+            out, err = process.communicate(timeout=300)
+            assert process.returncode == 0, err[-3000:]
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
+    finally:  # one failed: none of the others is left running
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+
+
 def run_probe(root: Path, script: str, *args: str, **extra: str) -> dict:
     """Run ``script`` with g4f offline in ``root``; its last line of output, as JSON."""
-    root.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-c", script, *args], cwd=root, env=g4f_env(root, **extra),
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return probe_results(start_probe(root, script, *args, **extra))[0]
 
 
 def files_under(root: Path) -> dict[str, bytes]:
@@ -131,10 +155,10 @@ def test_gui_saved_lists_are_the_ones_g4f_alone_saves(tmp_path):
     Before 8.1 it saves neither: then the test shows that the GUI writes nothing at all, plugin or not.
     """
     pytest.importorskip("flask", reason="g4f's GUI needs the [gui] extra")
-    without = run_probe(tmp_path / "without", GUI_PROBE, **PLUGIN_OFF)
+    without, with_it = probe_results(start_probe(tmp_path / "without", GUI_PROBE, **PLUGIN_OFF),
+                                     start_probe(tmp_path / "with", GUI_PROBE))
     if "failed" in without:
         pytest.skip(f"g4f {G4F_VERSION}'s own GUI provider list fails: {without['failed']}")
-    with_it = run_probe(tmp_path / "with", GUI_PROBE)
     assert (without["plugin"], with_it["plugin"]) == (False, True)
     assert without["read_again_same"] and with_it["read_again_same"]
 
@@ -217,13 +241,19 @@ def gui_with_ignored(root: Path, ignored: str, **extra: str) -> list[str]:
     return [entry["name"] for entry in serve_and_get(root, command, port, "/backend-api/v2/providers", **extra)]
 
 
+@functools.lru_cache(maxsize=1)
+def api_help() -> str:
+    """``g4f api --help``, asked once: a fresh interpreter importing g4f costs a second."""
+    with tempfile.TemporaryDirectory() as root:
+        return subprocess.run([sys.executable, "-m", "g4f.cli", "api", "--help"], capture_output=True, text=True,
+                              timeout=120, cwd=root, env=g4f_env(Path(root))).stdout
+
+
 def api_with_ignored(root: Path, ignored: str, **extra: str) -> list[str]:
     """``g4f api`` with ``G4F_IGNORED_PROVIDERS``: the provider names its GUI page is given."""
     port = closed_port()
     command = ["api", "--bind", f"127.0.0.1:{port}", "--ignore-cookie-files", "--no-access-log"]
-    if "--disable-pa-auto-download" in subprocess.run(
-            [sys.executable, "-m", "g4f.cli", "api", "--help"], capture_output=True, text=True, timeout=120,
-            env=g4f_env(root)).stdout:
+    if "--disable-pa-auto-download" in api_help():
         command.append("--disable-pa-auto-download")  # 8.7 on: else it fetches an add-on at start
     providers = serve_and_get(root, command, port, "/backend-api/v2/providers",
                               **({"G4F_IGNORED_PROVIDERS": ignored} if ignored else {}), **extra)
@@ -321,11 +351,12 @@ def routing(upstream, tmp_path_factory) -> dict[str, dict]:
     root = tmp_path_factory.mktemp("routing")
     base = {"G4F_AUTONOMOUS_BASE_URL": upstream.base_url}
     names = [*ALIASES, *UPSTREAM_NAMES]
-    return {
-        "on": run_probe(root / "on", ROUTE_PROBE, *names, **base),
-        "off": run_probe(root / "off", ROUTE_PROBE, *names, G4F_AUTONOMOUS_ROUTING="0", **base),
-        "without": run_probe(root / "without", ROUTE_PROBE, *names, **PLUGIN_OFF, **base),
-    }
+    on, off, without = probe_results(
+        start_probe(root / "on", ROUTE_PROBE, *names, **base),
+        start_probe(root / "off", ROUTE_PROBE, *names, G4F_AUTONOMOUS_ROUTING="0", **base),
+        start_probe(root / "without", ROUTE_PROBE, *names, **PLUGIN_OFF, **base),
+    )
+    return {"on": on, "off": off, "without": without}
 
 
 def test_routing_off_leaves_g4f_routing_as_without_the_plugin(routing):
