@@ -14,14 +14,14 @@ import sys
 import sysconfig
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from helpers import closed_port
 from offline import offline_env
-from processes import Batch, stop_process
+from prefetch import Prefetch
+from processes import stop_process
 
 import g4f_autonomous_autoload as autoload
 
@@ -38,43 +38,32 @@ def subprocess_env(root: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_python(batch: Batch, name: str, root: Path, args: list[str], **extra: str) -> None:
-    """Start ``python *args`` in ``root`` (made here) as ``name`` of ``batch``."""
-    root.mkdir(parents=True, exist_ok=True)
-    batch.start(name, [sys.executable, *args], cwd=root, env=subprocess_env(root, **extra))
+def run_python(root: Path, env: dict[str, str], args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=root, env=env, capture_output=True, text=True, timeout=120)
 
 
-class Server:
-    """One of g4f's own commands, started now on a free port (``{port}`` in ``command``), asked later."""
-
-    def __init__(self, root: Path, command: list[str], path: str, **extra: str) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        self.port = closed_port()
-        self.command = [arg.replace("{port}", str(self.port)) for arg in command]
-        self.path = path
-        self.log = root / "server.log"
-        with open(self.log, "w") as output:
-            self.process = subprocess.Popen([sys.executable, "-m", "g4f.cli", *self.command], cwd=root,
-                                            env=subprocess_env(root, **extra), stdout=output,
-                                            stderr=subprocess.STDOUT)
-
-    def query_and_stop(self) -> list[dict]:
-        """GET its path once it answers; stop it."""
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    response = httpx.get(f"http://127.0.0.1:{self.port}{self.path}", timeout=10)
-                    if response.status_code == 200:
-                        return response.json()
-                except httpx.TransportError:
-                    pass
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"g4f {self.command[0]} did not answer {self.path}:\n{self.log.read_text()[-3000:]}")
-                time.sleep(0.05)
-        finally:
-            stop_process(self.process, 30)
+def start_and_query(root: Path, env: dict[str, str], command: list[str], path: str) -> list[dict]:
+    """Start one of g4f's own commands on a free port (``{port}`` in ``command``), GET ``path`` once it answers, stop it."""
+    port = closed_port()
+    command = [arg.replace("{port}", str(port)) for arg in command]
+    log = root / "server.log"
+    with open(log, "w") as output:
+        process = subprocess.Popen([sys.executable, "-m", "g4f.cli", *command], cwd=root, env=env, stdout=output,
+                                   stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10)
+                if response.status_code == 200:
+                    return response.json()
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"g4f {command[0]} did not answer {path}:\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+    finally:
+        stop_process(process, 30)
 
 
 API = ["api", "--bind", "127.0.0.1:{port}", "--no-gui", "--ignore-cookie-files", "--disable-pa-auto-download",
@@ -82,34 +71,20 @@ API = ["api", "--bind", "127.0.0.1:{port}", "--no-gui", "--ignore-cookie-files",
 GUI = ["gui", "--host", "127.0.0.1", "--port", "{port}", "--ignore-cookie-files"]
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory) -> Iterator[dict[str, Server]]:
-    """g4f api (plugin on, plugin off) and g4f gui, all three started at once: they boot side by side."""
-    root = tmp_path_factory.mktemp("servers")
-    started = {}
-    try:
-        started["api"] = Server(root / "api", API, "/v1/providers")
-        started["api off"] = Server(root / "api-off", API, "/v1/providers", G4F_AUTONOMOUS_AUTOLOAD="0")
-        started["gui"] = Server(root / "gui", GUI, "/backend-api/v2/providers")
-        yield started
-    finally:
-        for server in started.values():
-            stop_process(server.process, 30)
+def prefetch(jobs: Prefetch, root: Path) -> None:
+    """This module's interpreters and g4f servers, run ahead of the tests that read them (see prefetch.py)."""
+    def folder(name: str, **extra: str) -> tuple[Path, dict[str, str]]:
+        (root / name).mkdir()
+        return root / name, subprocess_env(root / name, **extra)
 
-
-@pytest.fixture(scope="module")
-def probes(tmp_path_factory) -> Iterator[Batch]:
-    """This module's short-lived interpreters, all started at once: see the fixtures below."""
-    root = tmp_path_factory.mktemp("probes")
-    batch = Batch()
-    try:
-        start_python(batch, "startup", root / "startup",
-                     ["-X", "importtime", "-c", "import sys, json; print(json.dumps(sorted(sys.modules)))"])
-        start_python(batch, "on", root / "on", ["-c", PROBE])
-        start_python(batch, "off", root / "off", ["-c", PROBE], G4F_AUTONOMOUS_AUTOLOAD="0")
-        yield batch
-    finally:
-        batch.stop()
+    jobs.submit("autoload startup", run_python, *folder("startup"),
+                ["-X", "importtime", "-c", "import sys, json; print(json.dumps(sorted(sys.modules)))"])
+    jobs.submit("autoload on", run_python, *folder("on"), ["-c", PROBE])
+    jobs.submit("autoload off", run_python, *folder("off", G4F_AUTONOMOUS_AUTOLOAD="0"), ["-c", PROBE])
+    jobs.submit("autoload api", start_and_query, *folder("api"), API, "/v1/providers")
+    jobs.submit("autoload api off", start_and_query, *folder("api-off", G4F_AUTONOMOUS_AUTOLOAD="0"), API,
+                "/v1/providers")
+    jobs.submit("autoload gui", start_and_query, *folder("gui"), GUI, "/backend-api/v2/providers")
 
 
 # --- the installed hook --------------------------------------------------------
@@ -121,9 +96,9 @@ def test_regular_install_put_pth_file_in_site_packages():
 
 
 @pytest.fixture(scope="module")
-def startup(probes) -> tuple[list[str], str]:
+def startup(prefetched) -> tuple[list[str], str]:
     """The modules loaded by a bare interpreter start-up, and its -X importtime report."""
-    done = probes.result("startup")
+    done = prefetched.result("autoload startup")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout), done.stderr
 
@@ -176,8 +151,8 @@ PROBE = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def probe_on(probes) -> dict:
-    done = probes.result("on")
+def probe_on(prefetched) -> dict:
+    done = prefetched.result("autoload on")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -194,26 +169,26 @@ def test_registration_does_not_load_providers_list(probe_on):
     assert probe_on["providers_list_loaded"] is False
 
 
-def test_autoload_zero_leaves_g4f_alone(probes):
-    done = probes.result("off")
+def test_autoload_zero_leaves_g4f_alone(prefetched):
+    done = prefetched.result("autoload off")
     assert done.returncode == 0, done.stderr
     probe = json.loads(done.stdout)
     assert (probe["provider"], probe["plugin_imported"]) == (None, False)
 
 
-def test_g4f_api_command_lists_it(servers):
-    providers = servers["api"].query_and_stop()
+def test_g4f_api_command_lists_it(prefetched):
+    providers = prefetched.result("autoload api")
     assert [p["label"] for p in providers if p["id"] == "AutonomousAI"] == ["Autonomous AI"]
 
 
-def test_g4f_api_command_with_autoload_zero_does_not(servers):
-    providers = servers["api off"].query_and_stop()
+def test_g4f_api_command_with_autoload_zero_does_not(prefetched):
+    providers = prefetched.result("autoload api off")
     assert len(providers) > 10  # the server answered with g4f's own list ...
     assert [p for p in providers if p["id"] == "AutonomousAI"] == []  # ... without ours
 
 
-def test_g4f_gui_command_offers_it(servers):
-    providers = servers["gui"].query_and_stop()
+def test_g4f_gui_command_offers_it(prefetched):
+    providers = prefetched.result("autoload gui")
     [entry] = [p for p in providers if p["name"] == "AutonomousAI"]
     assert entry["active_by_default"] is True
 

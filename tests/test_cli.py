@@ -16,6 +16,7 @@ import pytest
 from forward_proxy import ForwardProxy
 from helpers import closed_port_url
 from offline import offline_env
+from prefetch import Prefetch
 from processes import stop_process
 
 from g4f_autonomous import __version__, cli
@@ -25,16 +26,63 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_PROMPT = "Hello from g4f-autonomous! Stream this answer back to me, please."
 
 
-@pytest.fixture(scope="module")
-def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    env = offline_env(tmp_path_factory.mktemp("cli"), PYTHONUNBUFFERED="1")
+def cli_env_in(root: Path) -> dict[str, str]:
+    env = offline_env(root, PYTHONUNBUFFERED="1")
     env.pop("G4F_AUTONOMOUS_BASE_URL", None)
     return env
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return cli_env_in(tmp_path_factory.mktemp("cli"))
 
 
 def run_cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "g4f_autonomous", *args], cwd=ROOT, env=env, input=stdin,
                           capture_output=True, text=True, timeout=60)
+
+
+def run_on_a_closed_port(env: dict[str, str], *args: str) -> tuple[str, subprocess.CompletedProcess]:
+    """``args`` then a base URL nothing listens on (picked right before the run); the URL and the run."""
+    url = closed_port_url()
+    return url, run_cli(env, *args, url)
+
+
+# The runs that need no emulator: ahead of their tests (see prefetch.py), each under its own key.
+BAD_USAGE = [
+    ([], "the following arguments are required: COMMAND"),
+    (["chat"], "the following arguments are required: prompt"),
+    (["chat", "hi", "--timeout", "soon"], "argument --timeout: invalid float value: 'soon'"),
+    (["fly"], "argument COMMAND: invalid choice: 'fly'"),
+]
+BAD_PORTS = ["99999", "65536", "-1", "http"]
+BAD_TIMEOUTS = ["0", "-3", "nan"]
+BAD_URLS = [
+    (["chat", "hi", "--base-url", "ftp://example.org"], "argument --base-url: base_url must be an http:// or https:// URL"),
+    (["check", "--base-url", "no scheme"], "argument --base-url: base_url must be an http:// or https:// URL"),
+    (["chat", "hi", "--proxy", "socks5://user:secret@example.org"], "argument --proxy: proxy must be an http:// or https:// URL"),
+]
+BAD_ENV_COMMANDS = [["chat", "hi"], ["check"]]
+BAD_BASE_URL_ENV = {"G4F_AUTONOMOUS_BASE_URL": "ftp://example.org"}
+AHEAD = [["demo"], ["models"], ["--version"], ["demo", "--help"], *(args for args, _ in BAD_USAGE),
+         *(["serve", "--port", port] for port in BAD_PORTS), *(["chat", "hi", "--timeout", value] for value in BAD_TIMEOUTS),
+         *(args for args, _ in BAD_URLS)]
+
+
+def prefetch(jobs: Prefetch, root: Path) -> None:
+    env = cli_env_in(root)
+    for args in AHEAD:
+        jobs.submit(f"cli {args}", run_cli, env, *args)
+    for command in BAD_ENV_COMMANDS:
+        jobs.submit(f"cli {command} with a bad base URL in the environment", run_cli, {**env, **BAD_BASE_URL_ENV},
+                    *command)
+    jobs.submit("cli check on a closed port", run_on_a_closed_port, env, "check", "--base-url")
+    jobs.submit("cli chat on a closed port", run_on_a_closed_port, env, "chat", "hi", "--base-url")
+
+
+def run_ahead(prefetched: Prefetch, *args: str) -> subprocess.CompletedProcess:
+    """``python -m g4f_autonomous *args`` (one of AHEAD), as it ran."""
+    return prefetched.result(f"cli {list(args)}")
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, status: int, text: str) -> None:
@@ -47,8 +95,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess, status: int, text
 
 # --- demo and chat ------------------------------------------------------------
 
-def test_demo_prints_the_emulator_answer(cli_env):
-    result = run_cli(cli_env, "demo")
+def test_demo_prints_the_emulator_answer(prefetched):
+    result = run_ahead(prefetched, "demo")
     assert (result.returncode, result.stdout) == (0, f"llama heard: {DEMO_PROMPT}\n")
 
 
@@ -110,8 +158,8 @@ def test_chat_goes_through_the_proxy(cli_env, threaded_emulator):
 
 # --- models, check, serve ---------------------------------------------------------
 
-def test_models_lists_every_model_with_its_alias(cli_env):
-    result = run_cli(cli_env, "models")
+def test_models_lists_every_model_with_its_alias(prefetched):
+    result = run_ahead(prefetched, "models")
     assert result.returncode == 0
     rows = [line.split() for line in result.stdout.splitlines()]
     assert rows == [
@@ -160,9 +208,8 @@ def test_check_of_a_server_that_does_not_speak_the_protocol_exits_1_saying_so(cl
     assert problem.startswith(f"{threaded_emulator.base_url}: answers, but not a chat the provider can read ({found}")
 
 
-def test_check_closed_port_exits_1(cli_env):
-    url = closed_port_url()
-    result = run_cli(cli_env, "check", "--base-url", url)
+def test_check_closed_port_exits_1(prefetched):
+    url, result = prefetched.result("cli check on a closed port")
     assert result.returncode == 1
     assert result.stdout.startswith(f"{url}: unreachable, HTTP 0 (")
 
@@ -182,8 +229,8 @@ def test_serve_prints_a_loopback_base_url_that_answers(cli_env):
 
 # --- errors -------------------------------------------------------------------------
 
-def test_connection_refused_is_one_line_and_exit_1(cli_env):
-    result = run_cli(cli_env, "chat", "hi", "--base-url", closed_port_url())
+def test_connection_refused_is_one_line_and_exit_1(prefetched):
+    _, result = prefetched.result("cli chat on a closed port")
     assert_one_line_error(result, 1, "ResponseError: cannot reach http://127.0.0.1:")
     assert result.stdout == ""
 
@@ -201,14 +248,9 @@ def test_empty_prompt_is_a_usage_error(cli_env, threaded_emulator, args, stdin):
     assert threaded_emulator.emulator.requests == []
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "the following arguments are required: COMMAND"),
-    (["chat"], "the following arguments are required: prompt"),
-    (["chat", "hi", "--timeout", "soon"], "argument --timeout: invalid float value: 'soon'"),
-    (["fly"], "argument COMMAND: invalid choice: 'fly'"),
-], ids=["no-command", "no-prompt", "bad-timeout", "bad-command"])
-def test_bad_usage_exits_2_with_argparse_message(cli_env, args, message):
-    result = run_cli(cli_env, *args)
+@pytest.mark.parametrize("args, message", BAD_USAGE, ids=["no-command", "no-prompt", "bad-timeout", "bad-command"])
+def test_bad_usage_exits_2_with_argparse_message(prefetched, args, message):
+    result = run_ahead(prefetched, *args)
     assert result.returncode == 2
     assert message in result.stderr.splitlines()[-1]
     assert "Traceback" not in result.stderr
@@ -216,8 +258,8 @@ def test_bad_usage_exits_2_with_argparse_message(cli_env, args, message):
 
 # --- the edges: version, help, ports, Provider:model, Ctrl-C, escape sequences ---------------
 
-def test_version_prints_the_one_version_number(cli_env):
-    result = run_cli(cli_env, "--version")
+def test_version_prints_the_one_version_number(prefetched):
+    result = run_ahead(prefetched, "--version")
     assert (result.returncode, result.stdout) == (0, f"g4f-autonomous {__version__}\n")
     assert __version__ == "0.1.0"
 
@@ -238,25 +280,25 @@ def test_every_option_has_help_text():
     assert [f"{name} {action.dest}" for name, action in options if not (action.help or "").strip()] == []
 
 
-def test_demo_help_describes_its_options(cli_env):
-    result = run_cli(cli_env, "demo", "--help")
+def test_demo_help_describes_its_options(prefetched):
+    result = run_ahead(prefetched, "demo", "--help")
     assert result.returncode == 0
     assert "--model MODEL  model or alias" in result.stdout
     assert "prompt         the question" in result.stdout
     assert "emulator" in result.stdout
 
 
-@pytest.mark.parametrize("port", ["99999", "65536", "-1", "http"])
-def test_serve_port_out_of_range_is_a_usage_error(cli_env, port):
-    result = run_cli(cli_env, "serve", "--port", port)
+@pytest.mark.parametrize("port", BAD_PORTS)
+def test_serve_port_out_of_range_is_a_usage_error(prefetched, port):
+    result = run_ahead(prefetched, "serve", "--port", port)
     assert result.returncode == 2, result.stderr
     assert "argument --port: " in result.stderr.splitlines()[-1]
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("timeout", ["0", "-3", "nan"])
-def test_timeout_that_is_not_positive_is_a_usage_error(cli_env, timeout):
-    result = run_cli(cli_env, "chat", "hi", "--timeout", timeout)
+@pytest.mark.parametrize("timeout", BAD_TIMEOUTS)
+def test_timeout_that_is_not_positive_is_a_usage_error(prefetched, timeout):
+    result = run_ahead(prefetched, "chat", "hi", "--timeout", timeout)
     assert result.returncode == 2
     assert "argument --timeout: must be a positive number of seconds" in result.stderr
 
@@ -305,21 +347,17 @@ def test_control_sequences_are_neutralised_without_streaming_too(cli_env, thread
 
 # --- exit status 2 is for usage errors only ----------------------------------------------------
 
-@pytest.mark.parametrize("args, message", [
-    (["chat", "hi", "--base-url", "ftp://example.org"], "argument --base-url: base_url must be an http:// or https:// URL"),
-    (["check", "--base-url", "no scheme"], "argument --base-url: base_url must be an http:// or https:// URL"),
-    (["chat", "hi", "--proxy", "socks5://user:secret@example.org"], "argument --proxy: proxy must be an http:// or https:// URL"),
-], ids=["chat-base-url", "check-base-url", "proxy"])
-def test_a_bad_url_option_is_refused_before_anything_runs(cli_env, args, message):
-    result = run_cli(cli_env, *args)
+@pytest.mark.parametrize("args, message", BAD_URLS, ids=["chat-base-url", "check-base-url", "proxy"])
+def test_a_bad_url_option_is_refused_before_anything_runs(prefetched, args, message):
+    result = run_ahead(prefetched, *args)
     assert result.returncode == 2
     assert message in result.stderr.splitlines()[-1]
     assert "secret" not in result.stderr
 
 
-@pytest.mark.parametrize("command", [["chat", "hi"], ["check"]])
-def test_a_bad_base_url_in_the_environment_is_a_usage_error(cli_env, command):
-    result = run_cli({**cli_env, "G4F_AUTONOMOUS_BASE_URL": "ftp://example.org"}, *command)
+@pytest.mark.parametrize("command", BAD_ENV_COMMANDS)
+def test_a_bad_base_url_in_the_environment_is_a_usage_error(prefetched, command):
+    result = prefetched.result(f"cli {command} with a bad base URL in the environment")
     assert_one_line_error(result, 2, "G4F_AUTONOMOUS_BASE_URL must be an http:// or https:// URL")
 
 
