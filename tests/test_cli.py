@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from prefetch import Prefetch
 from processes import stop_process
 
 from g4f_autonomous import __version__, cli
-from g4f_autonomous.emulator import Fault
+from g4f_autonomous.emulator import EmulatorThread, Fault, RecordedRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_PROMPT = "Hello from g4f-autonomous! Stream this answer back to me, please."
@@ -78,11 +79,67 @@ def prefetch(jobs: Prefetch, root: Path) -> None:
                     *command)
     jobs.submit("cli check on a closed port", run_on_a_closed_port, env, "check", "--base-url")
     jobs.submit("cli chat on a closed port", run_on_a_closed_port, env, "chat", "hi", "--base-url")
+    for key, (fault, args, stdin, url_in_env) in EMULATED.items():
+        jobs.submit(f"cli on an emulator: {key}", run_on_an_emulator, env, fault, *args, stdin=stdin,
+                    url_in_env=url_in_env)
 
 
 def run_ahead(prefetched: Prefetch, *args: str) -> subprocess.CompletedProcess:
     """``python -m g4f_autonomous *args`` (one of AHEAD), as it ran."""
     return prefetched.result(f"cli {list(args)}")
+
+
+@dataclass
+class EmulatedRun:
+    result: subprocess.CompletedProcess
+    requests: list[RecordedRequest]  # what the emulator received
+    base_url: str  # the emulator's
+
+
+def run_on_an_emulator(env: dict[str, str], fault: Fault, *args: str, stdin: str = "",
+                       url_in_env: bool = False) -> EmulatedRun:
+    """``args`` then ``--base-url`` of an emulator of its own answering with ``fault`` (or that URL in the env)."""
+    with EmulatorThread(fault) as upstream:
+        if url_in_env:
+            result = run_cli({**env, "G4F_AUTONOMOUS_BASE_URL": upstream.base_url}, *args, stdin=stdin)
+        else:
+            result = run_cli(env, *args, "--base-url", upstream.base_url, stdin=stdin)
+        return EmulatedRun(result, list(upstream.emulator.requests), upstream.base_url)
+
+
+NOT_THE_PROTOCOL = [
+    (Fault(garbage=True), "ResponseError: "),
+    (Fault(body='{"hello": "world"}'), "ResponseError: "),
+    (Fault(status=500), "ResponseStatusError: HTTP 500 from "),
+]
+EMPTY_PROMPTS = [(["chat", "   "], ""), (["chat", "-"], "\n")]
+MODEL_STRINGS = ["AutonomousAI:hermes", "autonomous-ai:hermes"]
+HOSTILE = "red\x1b[31m, title\x1b]0;owned\x07, bell\x07, back\r, csi\x9b2J, tab\t, line\n."
+# Runs on an emulator of their own, by key: (fault, arguments before --base-url, stdin, URL in the env instead).
+EMULATED: dict[str, tuple[Fault, list[str], str, bool]] = {
+    "exact answer": (Fault(), ["chat", "hello there"], "", False),
+    "prompt from stdin": (Fault(), ["chat", "-"], "from stdin 你好", False),
+    "base URL from the env": (Fault(), ["chat", "via env"], "", True),
+    "model alias": (Fault(), ["chat", "hi", "--model", "hermes-3"], "", False),
+    "system message": (Fault(), ["chat", "hi", "--system", "be brief"], "", False),
+    "no stream": (Fault(), ["chat", "whole please", "--no-stream"], "", False),
+    "timeout": (Fault(first_byte_delay=1.5), ["chat", "hi", "--timeout", "0.3"], "", False),
+    "check": (Fault(), ["check"], "", False),
+    **{f"check of {found}{fault}": (fault, ["check"], "", False) for fault, found in NOT_THE_PROTOCOL},
+    "unknown model": (Fault(), ["chat", "hi", "--model", "gpt-4o"], "", False),
+    **{f"empty prompt {args} {stdin!r}": (Fault(), args, stdin, False) for args, stdin in EMPTY_PROMPTS},
+    **{f"model string {model}": (Fault(), ["chat", "hi", "--model", model], "", False) for model in MODEL_STRINGS},
+    "control sequences": (Fault(events=[json.dumps({"choices": [{"delta": {"content": HOSTILE}, "finish_reason": "stop"}]}),
+                                        "[DONE]"]), ["chat", "hi"], "", False),
+    "control sequences, no stream": (Fault(body=json.dumps({"choices": [{"message": {"content": "a\x1b[2Jb"},
+                                                                         "finish_reason": "stop"}]})),
+                                     ["chat", "hi", "--no-stream"], "", False),
+}
+
+
+def emulated(prefetched: Prefetch, key: str) -> EmulatedRun:
+    """The run of EMULATED[key], as it ran."""
+    return prefetched.result(f"cli on an emulator: {key}")
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, status: int, text: str) -> None:
@@ -100,49 +157,47 @@ def test_demo_prints_the_emulator_answer(prefetched):
     assert (result.returncode, result.stdout) == (0, f"llama heard: {DEMO_PROMPT}\n")
 
 
-def test_chat_prints_the_exact_answer(cli_env, threaded_emulator):
-    result = run_cli(cli_env, "chat", "hello there", "--base-url", threaded_emulator.base_url)
-    assert (result.returncode, result.stdout, result.stderr) == (0, "llama heard: hello there\n", "")
-    [request] = threaded_emulator.emulator.requests
+def test_chat_prints_the_exact_answer(prefetched):
+    run = emulated(prefetched, "exact answer")
+    assert (run.result.returncode, run.result.stdout, run.result.stderr) == (0, "llama heard: hello there\n", "")
+    [request] = run.requests
     assert (request.path, request.body["stream"]) == ("/api/v1/ai/chat", True)
 
 
-def test_chat_reads_the_prompt_from_stdin(cli_env, threaded_emulator):
-    result = run_cli(cli_env, "chat", "-", "--base-url", threaded_emulator.base_url, stdin="from stdin 你好")
+def test_chat_reads_the_prompt_from_stdin(prefetched):
+    result = emulated(prefetched, "prompt from stdin").result
     assert (result.returncode, result.stdout) == (0, "llama heard: from stdin 你好\n")
 
 
-def test_chat_uses_the_base_url_env(cli_env, threaded_emulator):
-    env = {**cli_env, "G4F_AUTONOMOUS_BASE_URL": threaded_emulator.base_url}
-    result = run_cli(env, "chat", "via env")
+def test_chat_uses_the_base_url_env(prefetched):
+    result = emulated(prefetched, "base URL from the env").result
     assert (result.returncode, result.stdout) == (0, "llama heard: via env\n")
 
 
-def test_chat_model_alias_reaches_its_endpoint(cli_env, threaded_emulator):
-    result = run_cli(cli_env, "chat", "hi", "--model", "hermes-3", "--base-url", threaded_emulator.base_url)
-    assert (result.returncode, result.stdout) == (0, "hermes heard: hi\n")
-    request = threaded_emulator.emulator.requests[0]
+def test_chat_model_alias_reaches_its_endpoint(prefetched):
+    run = emulated(prefetched, "model alias")
+    assert (run.result.returncode, run.result.stdout) == (0, "hermes heard: hi\n")
+    request = run.requests[0]
     assert (request.path, request.body["aiAgent"]) == ("/api/v1/ai/chat-hermes", "hermes")
 
 
-def test_chat_system_message_is_sent_first(cli_env, threaded_emulator):
-    result = run_cli(cli_env, "chat", "hi", "--system", "be brief", "--base-url", threaded_emulator.base_url)
-    assert result.returncode == 0, result.stderr
-    assert threaded_emulator.emulator.requests[0].messages == [
+def test_chat_system_message_is_sent_first(prefetched):
+    run = emulated(prefetched, "system message")
+    assert run.result.returncode == 0, run.result.stderr
+    assert run.requests[0].messages == [
         {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
 
 
-def test_chat_no_stream_sends_stream_false(cli_env, threaded_emulator):
-    result = run_cli(cli_env, "chat", "whole please", "--no-stream", "--base-url", threaded_emulator.base_url)
-    assert (result.returncode, result.stdout) == (0, "llama heard: whole please\n")
-    assert threaded_emulator.emulator.requests[0].body["stream"] is False
+def test_chat_no_stream_sends_stream_false(prefetched):
+    run = emulated(prefetched, "no stream")
+    assert (run.result.returncode, run.result.stdout) == (0, "llama heard: whole please\n")
+    assert run.requests[0].body["stream"] is False
 
 
-def test_chat_timeout_is_honoured(cli_env, threaded_emulator):
-    threaded_emulator.emulator.fault = Fault(first_byte_delay=1.5)
-    result = run_cli(cli_env, "chat", "hi", "--timeout", "0.3", "--base-url", threaded_emulator.base_url)
-    assert_one_line_error(result, 1, "TimeoutError")
-    assert len(threaded_emulator.emulator.requests) == 1
+def test_chat_timeout_is_honoured(prefetched):
+    run = emulated(prefetched, "timeout")
+    assert_one_line_error(run.result, 1, "TimeoutError")
+    assert len(run.requests) == 1
 
 
 def test_chat_goes_through_the_proxy(cli_env, threaded_emulator):
@@ -171,15 +226,15 @@ def test_models_lists_every_model_with_its_alias(prefetched):
     ]
 
 
-def test_check_reachable_emulator_exits_0(cli_env, threaded_emulator):
-    result = run_cli(cli_env, "check", "--base-url", threaded_emulator.base_url)
-    assert (result.returncode, result.stdout) == (0, f"{threaded_emulator.base_url}: reachable, HTTP 200\n")
+def test_check_reachable_emulator_exits_0(prefetched):
+    run = emulated(prefetched, "check")
+    assert (run.result.returncode, run.result.stdout) == (0, f"{run.base_url}: reachable, HTTP 200\n")
 
 
-def test_check_sends_one_tiny_chat_after_the_get(cli_env, threaded_emulator):
-    result = run_cli(cli_env, "check", "--base-url", threaded_emulator.base_url)
-    assert result.returncode == 0, result.stdout
-    [request] = threaded_emulator.emulator.requests
+def test_check_sends_one_tiny_chat_after_the_get(prefetched):
+    run = emulated(prefetched, "check")
+    assert run.result.returncode == 0, run.result.stdout
+    [request] = run.requests
     assert (request.path, request.messages) == ("/api/v1/ai/chat", cli.CHECK_PROMPT)
 
 
@@ -194,18 +249,13 @@ def test_check_of_a_wrong_path_exits_1_saying_there_is_no_chat_endpoint(cli_env,
     ]
 
 
-@pytest.mark.parametrize("fault, found", [
-    (Fault(garbage=True), "ResponseError: "),
-    (Fault(body='{"hello": "world"}'), "ResponseError: "),
-    (Fault(status=500), "ResponseStatusError: HTTP 500 from "),
-], ids=["plain-text", "json-of-another-api", "http-500"])
-def test_check_of_a_server_that_does_not_speak_the_protocol_exits_1_saying_so(cli_env, threaded_emulator, fault, found):
-    threaded_emulator.emulator.fault = fault
-    result = run_cli(cli_env, "check", "--base-url", threaded_emulator.base_url)
-    assert result.returncode == 1
-    reachable, problem = result.stdout.splitlines()
-    assert reachable == f"{threaded_emulator.base_url}: reachable, HTTP 200"
-    assert problem.startswith(f"{threaded_emulator.base_url}: answers, but not a chat the provider can read ({found}")
+@pytest.mark.parametrize("fault, found", NOT_THE_PROTOCOL, ids=["plain-text", "json-of-another-api", "http-500"])
+def test_check_of_a_server_that_does_not_speak_the_protocol_exits_1_saying_so(prefetched, fault, found):
+    run = emulated(prefetched, f"check of {found}{fault}")
+    assert run.result.returncode == 1
+    reachable, problem = run.result.stdout.splitlines()
+    assert reachable == f"{run.base_url}: reachable, HTTP 200"
+    assert problem.startswith(f"{run.base_url}: answers, but not a chat the provider can read ({found}")
 
 
 def test_check_closed_port_exits_1(prefetched):
@@ -235,17 +285,17 @@ def test_connection_refused_is_one_line_and_exit_1(prefetched):
     assert result.stdout == ""
 
 
-def test_unknown_model_is_a_usage_error(cli_env, threaded_emulator):
-    result = run_cli(cli_env, "chat", "hi", "--model", "gpt-4o", "--base-url", threaded_emulator.base_url)
-    assert_one_line_error(result, 2, "ModelNotFoundError: AutonomousAI has no model 'gpt-4o'")
-    assert threaded_emulator.emulator.requests == []
+def test_unknown_model_is_a_usage_error(prefetched):
+    run = emulated(prefetched, "unknown model")
+    assert_one_line_error(run.result, 2, "ModelNotFoundError: AutonomousAI has no model 'gpt-4o'")
+    assert run.requests == []
 
 
-@pytest.mark.parametrize("args, stdin", [(["chat", "   "], ""), (["chat", "-"], "\n")], ids=["blank-argument", "blank-stdin"])
-def test_empty_prompt_is_a_usage_error(cli_env, threaded_emulator, args, stdin):
-    result = run_cli(cli_env, *args, "--base-url", threaded_emulator.base_url, stdin=stdin)
-    assert_one_line_error(result, 2, "the prompt is empty")
-    assert threaded_emulator.emulator.requests == []
+@pytest.mark.parametrize("args, stdin", EMPTY_PROMPTS, ids=["blank-argument", "blank-stdin"])
+def test_empty_prompt_is_a_usage_error(prefetched, args, stdin):
+    run = emulated(prefetched, f"empty prompt {args} {stdin!r}")
+    assert_one_line_error(run.result, 2, "the prompt is empty")
+    assert run.requests == []
 
 
 @pytest.mark.parametrize("args, message", BAD_USAGE, ids=["no-command", "no-prompt", "bad-timeout", "bad-command"])
@@ -303,11 +353,11 @@ def test_timeout_that_is_not_positive_is_a_usage_error(prefetched, timeout):
     assert "argument --timeout: must be a positive number of seconds" in result.stderr
 
 
-@pytest.mark.parametrize("model", ["AutonomousAI:hermes", "autonomous-ai:hermes"])
-def test_provider_and_model_in_one_string_gets_a_hint(cli_env, threaded_emulator, model):
-    result = run_cli(cli_env, "chat", "hi", "--model", model, "--base-url", threaded_emulator.base_url)
-    assert_one_line_error(result, 2, "AutonomousAI is already chosen here: use --model hermes")
-    assert threaded_emulator.emulator.requests == []
+@pytest.mark.parametrize("model", MODEL_STRINGS)
+def test_provider_and_model_in_one_string_gets_a_hint(prefetched, model):
+    run = emulated(prefetched, f"model string {model}")
+    assert_one_line_error(run.result, 2, "AutonomousAI is already chosen here: use --model hermes")
+    assert run.requests == []
 
 
 def test_ctrl_c_mid_stream_ends_the_line_and_exits_130(cli_env, threaded_emulator):
@@ -329,19 +379,14 @@ def test_ctrl_c_mid_stream_ends_the_line_and_exits_130(cli_env, threaded_emulato
     assert b"Traceback" not in errors
 
 
-def test_control_sequences_in_an_answer_are_neutralised(cli_env, threaded_emulator):
-    hostile = "red\x1b[31m, title\x1b]0;owned\x07, bell\x07, back\r, csi\x9b2J, tab\t, line\n."
-    chunk = {"choices": [{"delta": {"content": hostile}, "finish_reason": "stop"}]}
-    threaded_emulator.emulator.fault = Fault(events=[json.dumps(chunk), "[DONE]"])
-    result = run_cli(cli_env, "chat", "hi", "--base-url", threaded_emulator.base_url)
+def test_control_sequences_in_an_answer_are_neutralised(prefetched):
+    result = emulated(prefetched, "control sequences").result  # the answer is HOSTILE
     assert result.returncode == 0, result.stderr
     assert result.stdout == "red\ufffd[31m, title\ufffd]0;owned\ufffd, bell\ufffd, back\ufffd, csi\ufffd2J, tab\t, line\n.\n"
 
 
-def test_control_sequences_are_neutralised_without_streaming_too(cli_env, threaded_emulator):
-    threaded_emulator.emulator.fault = Fault(body=json.dumps(
-        {"choices": [{"message": {"content": "a\x1b[2Jb"}, "finish_reason": "stop"}]}))
-    result = run_cli(cli_env, "chat", "hi", "--no-stream", "--base-url", threaded_emulator.base_url)
+def test_control_sequences_are_neutralised_without_streaming_too(prefetched):
+    result = emulated(prefetched, "control sequences, no stream").result
     assert (result.returncode, result.stdout) == (0, "a\ufffd[2Jb\n")
 
 
