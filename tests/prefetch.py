@@ -7,7 +7,10 @@ it for every module of the session before the first test starts, and a worker
 thread runs the jobs in that order. A test then takes its job's result (what
 the job returned or raised); a job not started yet is taken off the queue and
 run by the test itself. Everything a job uses (arguments, environment, folder)
-is fixed when it is submitted, so no test's monkeypatching can reach it.
+is fixed when it is submitted, so no test's monkeypatching can reach it. A job
+runs while other tests do: it has an emulator of its own (helpers.on_an_emulator),
+never the session's, and changes nothing they read (so no ``g4f gui``, which may
+rewrite g4f's packaged providers.json that test_guest compares).
 """
 
 from __future__ import annotations
