@@ -3,7 +3,7 @@
 CI runs this module on every g4f release of its matrix, with test_smoke.py and
 under the same rules: it tests the installed wheel (its subprocesses import the
 installed copy through the start-up hook, from a folder outside the
-repository), imports only what conftest.py, helpers.py and offline.py provide,
+repository), imports only what conftest.py, helpers.py, offline.py and prefetch.py provide,
 and skips a test only where the g4f release lacks what it tests.
 
 "Without the plugin" is a process started with ``G4F_AUTONOMOUS_AUTOLOAD=0``:
@@ -15,7 +15,9 @@ on the folders the plugin run left, as a user who removed the plugin would.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib.util
 import json
 import subprocess
 import sys
@@ -24,15 +26,14 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from helpers import closed_port
+from helpers import closed_port, on_an_emulator
 from offline import offline_env
-
-from g4f_autonomous.emulator import EmulatorThread
+from prefetch import Prefetch
 
 G4F_VERSION = version("g4f")
 NAME = "AutonomousAI"
@@ -55,35 +56,18 @@ def g4f_env(root: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_probe(root: Path, script: str, *args: str, **extra: str) -> subprocess.Popen:
-    """Start ``script`` with g4f offline in ``root``; :func:`probe_result` reads what it printed."""
+def run_probe(root: Path, env: dict[str, str], script: str, *args: str) -> dict:
+    """Run ``script`` in ``root`` with ``env`` (a :func:`g4f_env`); its last line of output, as JSON."""
+    done = subprocess.run([sys.executable, "-c", script, *args], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def probe_in(root: Path, script: str, *args: str, **extra: str) -> functools.partial:
+    """``run_probe`` in ``root`` (made now), g4f offline there: its environment fixed now, for a job run later."""
     root.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-c", script, *args], cwd=root, env=g4f_env(root, **extra),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def probe_results(*processes: subprocess.Popen) -> list[dict]:
-    """The last line each probe printed, as JSON, once all have ended well.
-
-    Probes in folders of their own run side by side: start each, then read each (two cores, half the wait).
-    """
-    try:
-        results = []
-        for process in processes:
-            out, err = process.communicate(timeout=300)
-            assert process.returncode == 0, err[-3000:]
-            results.append(json.loads(out.strip().splitlines()[-1]))
-        return results
-    finally:  # one failed: none of the others is left running
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-            process.communicate()
-
-
-def run_probe(root: Path, script: str, *args: str, **extra: str) -> dict:
-    """Run ``script`` with g4f offline in ``root``; its last line of output, as JSON."""
-    return probe_results(start_probe(root, script, *args, **extra))[0]
+    return functools.partial(run_probe, root, g4f_env(root, **extra), script, *args)
 
 
 def files_under(root: Path) -> dict[str, bytes]:
@@ -149,16 +133,32 @@ GUI_PROBE = textwrap.dedent(
 )
 
 
-def test_gui_saved_lists_are_the_ones_g4f_alone_saves(tmp_path):
+def gui_runs(root: Path) -> Callable[[], dict]:
+    """The GUI probe without the plugin, with it, and without it again on what the plugin run saved."""
+    without, with_it, after = (probe_in(root / "without", GUI_PROBE, **PLUGIN_OFF), probe_in(root / "with", GUI_PROBE),
+                               probe_in(root / "with", GUI_PROBE, **PLUGIN_OFF))
+
+    def run() -> dict:
+        runs = {"without": without()}
+        if "failed" not in runs["without"]:
+            runs["with"] = with_it()
+            runs["saved"] = files_under(root / "with")
+            runs["after"] = after()
+        return runs
+    return run
+
+
+def test_gui_saved_lists_are_the_ones_g4f_alone_saves(prefetched):
     """From 8.1 g4f's GUI saves its provider list and models per provider in its cache folder, without expiry.
 
     Before 8.1 it saves neither: then the test shows that the GUI writes nothing at all, plugin or not.
     """
     pytest.importorskip("flask", reason="g4f's GUI needs the [gui] extra")
-    without, with_it = probe_results(start_probe(tmp_path / "without", GUI_PROBE, **PLUGIN_OFF),
-                                     start_probe(tmp_path / "with", GUI_PROBE))
+    runs, root = prefetched.result("guest gui lists")
+    without = runs["without"]
     if "failed" in without:
         pytest.skip(f"g4f {G4F_VERSION}'s own GUI provider list fails: {without['failed']}")
+    with_it = runs["with"]
     assert (without["plugin"], with_it["plugin"]) == (False, True)
     assert without["read_again_same"] and with_it["read_again_same"]
 
@@ -167,15 +167,15 @@ def test_gui_saved_lists_are_the_ones_g4f_alone_saves(tmp_path):
     assert with_it["providers"] == [*without["providers"], NAME]
     if without["models_of"]:
         assert with_it["models_of"] == sorted([*without["models_of"], NAME])
-    saved = files_under(tmp_path / "with")
+    saved = runs["saved"]
     assert naming_it(saved) == []
-    assert same_content(saved, files_under(tmp_path / "without"))
+    assert same_content(saved, files_under(root / "without"))
 
     # After the uninstall, g4f reads what the plugin run saved: its own lists, byte for byte unchanged.
-    after = run_probe(tmp_path / "with", GUI_PROBE, **PLUGIN_OFF)
+    after = runs["after"]
     assert after["providers"] == without["providers"]
     assert after["models_of"] == without["models_of"]
-    assert files_under(tmp_path / "with") == saved
+    assert files_under(root / "with") == saved
 
 
 # --- 1. nothing left behind: g4f's packaged providers.json (8.7.4 on) ----------------------
@@ -190,8 +190,14 @@ def packaged_providers_json() -> Path:
 
 
 @pytest.fixture
-def packaged_list() -> Iterator[Path]:
-    """g4f's packaged providers.json, which the runs below make g4f rewrite; put back as it was afterwards."""
+def packaged_list(prefetched) -> Iterator[Path]:
+    """g4f's packaged providers.json, which the runs below make g4f rewrite; put back as it was afterwards.
+
+    This module's jobs read it: they end first (how they end is their tests' to say).
+    """
+    for key in GUEST_JOBS:
+        with contextlib.suppress(Exception):
+            prefetched.result(key)
     pytest.importorskip("flask", reason="g4f's GUI needs the [gui] extra")
     if not gui_module_has("_write_providers_cache"):
         pytest.skip(f"g4f {G4F_VERSION} keeps no provider list in its package (8.7.4 on)")
@@ -339,24 +345,36 @@ ROUTE_PROBE = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def upstream(_emulator_thread: EmulatorThread) -> EmulatorThread:
-    """The session's threaded emulator (conftest.py), for this module's routing runs."""
-    return _emulator_thread
-
-
-@pytest.fixture(scope="module")
-def routing(upstream, tmp_path_factory) -> dict[str, dict]:
-    """The five aliases, asked with no provider named: plugin on, routing off, plugin off."""
-    root = tmp_path_factory.mktemp("routing")
-    base = {"G4F_AUTONOMOUS_BASE_URL": upstream.base_url}
+def routing_runs(root: Path) -> Callable[[str], dict[str, dict]]:
+    """The five aliases and the upstream's names, asked with no provider named: plugin on, routing off, plugin off."""
     names = [*ALIASES, *UPSTREAM_NAMES]
-    on, off, without = probe_results(
-        start_probe(root / "on", ROUTE_PROBE, *names, **base),
-        start_probe(root / "off", ROUTE_PROBE, *names, G4F_AUTONOMOUS_ROUTING="0", **base),
-        start_probe(root / "without", ROUTE_PROBE, *names, **PLUGIN_OFF, **base),
-    )
-    return {"on": on, "off": off, "without": without}
+    envs = {"on": {}, "off": {"G4F_AUTONOMOUS_ROUTING": "0"}, "without": PLUGIN_OFF}
+    for name in envs:
+        (root / name).mkdir(parents=True)
+    envs = {name: g4f_env(root / name, **extra) for name, extra in envs.items()}
+
+    def run(base_url: str) -> dict[str, dict]:
+        return {name: run_probe(root / name, {**env, "G4F_AUTONOMOUS_BASE_URL": base_url}, ROUTE_PROBE, *names)
+                for name, env in envs.items()}
+    return run
+
+
+GUEST_JOBS = ["guest gui lists", "guest routing"]
+
+
+def prefetch(jobs: Prefetch, root: Path) -> None:
+    """The probes, ahead of their tests (see prefetch.py); the routing ones on an emulator of their own."""
+    if importlib.util.find_spec("flask"):  # else the test skips
+        run = gui_runs(root / "gui")
+        jobs.submit("guest gui lists", lambda: (run(), root / "gui"))
+    jobs.submit("guest routing", on_an_emulator, routing_runs(root / "routing"))
+
+
+@pytest.fixture(scope="module")
+def routing(prefetched) -> dict[str, dict]:
+    """The routing probes' results (see routing_runs)."""
+    runs, _ = prefetched.result("guest routing")
+    return runs
 
 
 def test_routing_off_leaves_g4f_routing_as_without_the_plugin(routing):
@@ -368,7 +386,7 @@ def test_routing_off_leaves_g4f_routing_as_without_the_plugin(routing):
         assert route.get("answer", [None])[0] != NAME, alias
 
 
-def test_routing_off_keeps_it_selectable_by_name(routing, upstream):
+def test_routing_off_keeps_it_selectable_by_name(routing):
     assert routing["off"]["listed"] == routing["on"]["listed"]
     assert routing["off"]["listed"]["by name"] == NAME  # g4f's API server finds it by this lookup
     assert routing["off"]["listed"]["gui"] in (True, None)  # None: this g4f's GUI list is not available
