@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from forward_proxy import ForwardProxy
-from helpers import closed_port_url
+from helpers import closed_port_url, on_an_emulator
 from offline import offline_env
 from prefetch import Prefetch
 from processes import stop_process
@@ -79,6 +80,8 @@ def prefetch(jobs: Prefetch, root: Path) -> None:
                     *command)
     jobs.submit("cli check on a closed port", run_on_a_closed_port, env, "check", "--base-url")
     jobs.submit("cli chat on a closed port", run_on_a_closed_port, env, "chat", "hi", "--base-url")
+    jobs.submit("cli check of a wrong path", on_an_emulator, functools.partial(check_a_wrong_path, env))
+    jobs.submit("cli chat through a proxy", chat_through_a_proxy, env)
     for key, (fault, args, stdin, url_in_env) in EMULATED.items():
         jobs.submit(f"cli on an emulator: {key}", run_on_an_emulator, env, fault, *args, stdin=stdin,
                     url_in_env=url_in_env)
@@ -200,15 +203,22 @@ def test_chat_timeout_is_honoured(prefetched):
     assert len(run.requests) == 1
 
 
-def test_chat_goes_through_the_proxy(cli_env, threaded_emulator):
-    proxy = ForwardProxy()
-    asyncio.run_coroutine_threadsafe(proxy.start(), threaded_emulator.loop).result(10)
-    try:
-        result = run_cli(cli_env, "chat", "proxied", "--proxy", proxy.url, "--base-url", threaded_emulator.base_url)
-    finally:
-        asyncio.run_coroutine_threadsafe(proxy.stop(), threaded_emulator.loop).result(10)
+def chat_through_a_proxy(env: dict[str, str]) -> tuple[str, subprocess.CompletedProcess, list[str]]:
+    """``chat --proxy`` to an emulator of its own through a proxy on its loop; its base URL, the run, the proxy's targets."""
+    with EmulatorThread() as upstream:
+        proxy = ForwardProxy()
+        asyncio.run_coroutine_threadsafe(proxy.start(), upstream.loop).result(10)
+        try:
+            result = run_cli(env, "chat", "proxied", "--proxy", proxy.url, "--base-url", upstream.base_url)
+        finally:
+            asyncio.run_coroutine_threadsafe(proxy.stop(), upstream.loop).result(10)
+        return upstream.base_url, result, proxy.targets
+
+
+def test_chat_goes_through_the_proxy(prefetched):
+    base_url, result, targets = prefetched.result("cli chat through a proxy")
     assert (result.returncode, result.stdout) == (0, "llama heard: proxied\n")
-    assert proxy.targets == [threaded_emulator.base_url + "/chat"]
+    assert targets == [base_url + "/chat"]
 
 
 # --- models, check, serve ---------------------------------------------------------
@@ -238,9 +248,14 @@ def test_check_sends_one_tiny_chat_after_the_get(prefetched):
     assert (request.path, request.messages) == ("/api/v1/ai/chat", cli.CHECK_PROMPT)
 
 
-def test_check_of_a_wrong_path_exits_1_saying_there_is_no_chat_endpoint(cli_env, threaded_emulator):
-    url = threaded_emulator.base_url.replace("/api/v1/ai", "/api/v1")
-    result = run_cli(cli_env, "check", "--base-url", url)
+def check_a_wrong_path(env: dict[str, str], base_url: str) -> tuple[str, subprocess.CompletedProcess]:
+    """``check`` of a URL one level above the emulator's base URL; the URL and the run."""
+    url = base_url.replace("/api/v1/ai", "/api/v1")
+    return url, run_cli(env, "check", "--base-url", url)
+
+
+def test_check_of_a_wrong_path_exits_1_saying_there_is_no_chat_endpoint(prefetched):
+    (url, result), _ = prefetched.result("cli check of a wrong path")
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         f"{url}: reachable, HTTP 404",
