@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import itertools
 import json
 import os
 import signal
@@ -72,18 +73,25 @@ AHEAD = [["demo"], ["models"], ["--version"], ["demo", "--help"], *(args for arg
 
 
 def prefetch(jobs: Prefetch, root: Path) -> None:
-    env = cli_env_in(root)
+    folders = (root / str(number) for number in itertools.count())
+
+    def env() -> dict[str, str]:
+        """Offline folders of its own for each run: two of them may run at once (see prefetch.py)."""
+        folder = next(folders)
+        folder.mkdir()
+        return cli_env_in(folder)
+
     for args in AHEAD:
-        jobs.submit(f"cli {args}", run_cli, env, *args)
+        jobs.submit(f"cli {args}", run_cli, env(), *args)
     for command in BAD_ENV_COMMANDS:
-        jobs.submit(f"cli {command} with a bad base URL in the environment", run_cli, {**env, **BAD_BASE_URL_ENV},
+        jobs.submit(f"cli {command} with a bad base URL in the environment", run_cli, {**env(), **BAD_BASE_URL_ENV},
                     *command)
-    jobs.submit("cli check on a closed port", run_on_a_closed_port, env, "check", "--base-url")
-    jobs.submit("cli chat on a closed port", run_on_a_closed_port, env, "chat", "hi", "--base-url")
-    jobs.submit("cli check of a wrong path", on_an_emulator, functools.partial(check_a_wrong_path, env))
-    jobs.submit("cli chat through a proxy", chat_through_a_proxy, env)
+    jobs.submit("cli check on a closed port", run_on_a_closed_port, env(), "check", "--base-url")
+    jobs.submit("cli chat on a closed port", run_on_a_closed_port, env(), "chat", "hi", "--base-url")
+    jobs.submit("cli check of a wrong path", on_an_emulator, functools.partial(check_a_wrong_path, env()))
+    jobs.submit("cli chat through a proxy", chat_through_a_proxy, env())
     for key, (fault, args, stdin, url_in_env) in EMULATED.items():
-        jobs.submit(f"cli on an emulator: {key}", run_on_an_emulator, env, fault, *args, stdin=stdin,
+        jobs.submit(f"cli on an emulator: {key}", run_on_an_emulator, env(), fault, *args, stdin=stdin,
                     url_in_env=url_in_env)
 
 

@@ -315,26 +315,30 @@ def test_readme_offline_recipe_lets_g4f_api_answer_a_chat(prefetched):
 
 
 def prefetch(jobs: Prefetch, root: Path) -> None:
-    """This module's fresh interpreters and g4f api, run ahead of their tests (see prefetch.py)."""
+    """This module's fresh interpreters and g4f api, run ahead of their tests (see prefetch.py).
+
+    Each run has a folder (and offline g4f folders) of its own: two of them may run at once.
+    """
     def folder(name: str) -> Path:
         (root / name).mkdir()
         return root / name
 
+    def python(name: str, *args: str) -> functools.partial:
+        """``run_python(*args)`` in a folder of its own, its environment fixed now; a base URL may follow."""
+        return functools.partial(run_python, folder(name), python_env(root / name), *args)
+
     jobs.submit("smoke startup hook", run_python, folder("startup"), startup_probe_env(root / "startup"), "-c",
                 STARTUP_PROBE)
-    env = python_env(folder("python"))
-    jobs.submit("smoke chat by name", on_an_emulator,
-                lambda base_url: run_python(root / "python", env, "-c", CHAT_BY_NAME, base_url))
-    jobs.submit("smoke demo", on_an_emulator,
-                lambda _: run_python(root / "python", env, "-m", "g4f_autonomous", "demo"))
-    jobs.submit("smoke chat", on_an_emulator, lambda base_url: run_python(
-        root / "python", env, "-m", "g4f_autonomous", "chat", "smoke", "--base-url", base_url))
-    jobs.submit("smoke models", run_python, root / "python", env, "-m", "g4f_autonomous", "models")
-    jobs.submit("smoke check", on_an_emulator, functools.partial(check_twice, root / "python", env))
+    jobs.submit("smoke chat by name", on_an_emulator, python("by name", "-c", CHAT_BY_NAME))
+    demo = python("demo", "-m", "g4f_autonomous", "demo")
+    jobs.submit("smoke demo", on_an_emulator, lambda _: demo())  # told no base URL: it has an emulator of its own
+    jobs.submit("smoke chat", on_an_emulator, python("chat", "-m", "g4f_autonomous", "chat", "smoke", "--base-url"))
+    jobs.submit("smoke models", python("models", "-m", "g4f_autonomous", "models"))
+    jobs.submit("smoke check", on_an_emulator, functools.partial(check_twice, folder("check"), python_env(root / "check")))
     routes = readme_blocks("yaml", "AutonomousAI")
     if has_config_routes() and importlib.util.find_spec("yaml") and len(routes) == 1:  # else the test says why not
-        jobs.submit("smoke config.yaml route", on_an_emulator, lambda base_url: run_python(
-            folder("config"), python_env(root / "config"), "-c", CONFIG_ROUTE, base_url, routes[0]))
+        route = python("config", "-c", CONFIG_ROUTE)
+        jobs.submit("smoke config.yaml route", on_an_emulator, lambda base_url: route(base_url, routes[0]))
     recipes = readme_blocks("sh", "offline=$(mktemp -d)")
     if importlib.util.find_spec("uvicorn") and len(recipes) == 1:
         # A user's environment: no cache or config folder of the tests'.
