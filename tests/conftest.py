@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from offline import prepare_offline_dirs
+from prefetch import Prefetch
 
 # Before anything imports g4f: its caches (and HOME) live in a temp dir holding
 # the providers list it would otherwise download.
@@ -68,3 +69,22 @@ def emulator_env(threaded_emulator: EmulatorThread, monkeypatch: pytest.MonkeyPa
     """The threaded emulator, also set as G4F_AUTONOMOUS_BASE_URL for code that reads the env."""
     monkeypatch.setenv("G4F_AUTONOMOUS_BASE_URL", threaded_emulator.base_url)
     return threaded_emulator
+
+
+@pytest.fixture(scope="session")
+def prefetched(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefetch]:
+    """The session's :class:`prefetch.Prefetch`, holding the jobs of every module that defines ``prefetch``."""
+    jobs = Prefetch()
+    try:
+        modules = {item.module: None for item in request.session.items if getattr(item, "module", None)}
+        for module in modules:
+            if hasattr(module, "prefetch"):
+                module.prefetch(jobs, tmp_path_factory.mktemp(f"prefetch-{module.__name__}"))
+        yield jobs
+    finally:
+        jobs.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prefetch_at_start(prefetched: Prefetch) -> None:
+    """Submit every module's jobs before the first test runs (see prefetch.py)."""

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import socket
 import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 from g4f_autonomous import AutonomousAI
+from g4f_autonomous.emulator import EmulatorThread, Fault, RecordedRequest
 
 
 def closed_port() -> int:
@@ -56,3 +58,12 @@ async def traced_peak(coroutine: Any, catch: type[BaseException] = Exception) ->
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     return raised, peak
+
+
+def on_an_emulator(run: Callable[[str], Any], fault: Fault | None = None) -> tuple[Any, list[RecordedRequest]]:
+    """``run(base_url)`` with an emulator of its own at base_url; what it returned, and what the emulator received.
+
+    For jobs run ahead of their tests (prefetch.py): the session's emulator is the running test's.
+    """
+    with EmulatorThread(fault) as upstream:
+        return run(upstream.base_url), list(upstream.emulator.requests)

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from helpers import closed_port
 from offline import offline_env
+from prefetch import Prefetch
 from processes import stop_process
 
 import g4f_autonomous_autoload as autoload
@@ -37,17 +38,18 @@ def subprocess_env(root: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_python(root: Path, args: list[str], **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=root, env=subprocess_env(root, **extra),
-                          capture_output=True, text=True, timeout=120)
+def run_python(root: Path, env: dict[str, str], args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=root, env=env, capture_output=True, text=True, timeout=120)
 
 
-def start_and_query(root: Path, command: list[str], port: int, path: str, **extra: str) -> list[dict]:
-    """Start one of g4f's own commands, GET ``path`` once it answers, stop it."""
-    log = root / f"server-{port}.log"
+def start_and_query(root: Path, env: dict[str, str], command: list[str], path: str) -> list[dict]:
+    """Start one of g4f's own commands on a free port (``{port}`` in ``command``), GET ``path`` once it answers, stop it."""
+    port = closed_port()
+    command = [arg.replace("{port}", str(port)) for arg in command]
+    log = root / "server.log"
     with open(log, "w") as output:
-        process = subprocess.Popen([sys.executable, "-m", "g4f.cli", *command], cwd=root,
-                                   env=subprocess_env(root, **extra), stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "-m", "g4f.cli", *command], cwd=root, env=env, stdout=output,
+                                   stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -64,11 +66,25 @@ def start_and_query(root: Path, command: list[str], port: int, path: str, **extr
         stop_process(process, 30)
 
 
-def g4f_api(root: Path, **extra: str) -> list[dict]:
-    port = closed_port()
-    command = ["api", "--bind", f"127.0.0.1:{port}", "--no-gui", "--ignore-cookie-files",
-               "--disable-pa-auto-download", "--no-access-log"]
-    return start_and_query(root, command, port, "/v1/providers", **extra)
+API = ["api", "--bind", "127.0.0.1:{port}", "--no-gui", "--ignore-cookie-files", "--disable-pa-auto-download",
+       "--no-access-log"]
+GUI = ["gui", "--host", "127.0.0.1", "--port", "{port}", "--ignore-cookie-files"]
+
+
+def prefetch(jobs: Prefetch, root: Path) -> None:
+    """This module's interpreters and g4f servers, run ahead of the tests that read them (see prefetch.py)."""
+    def folder(name: str, **extra: str) -> tuple[Path, dict[str, str]]:
+        (root / name).mkdir()
+        return root / name, subprocess_env(root / name, **extra)
+
+    jobs.submit("autoload startup", run_python, *folder("startup"),
+                ["-X", "importtime", "-c", "import sys, json; print(json.dumps(sorted(sys.modules)))"])
+    jobs.submit("autoload on", run_python, *folder("on"), ["-c", PROBE])
+    jobs.submit("autoload off", run_python, *folder("off", G4F_AUTONOMOUS_AUTOLOAD="0"), ["-c", PROBE])
+    jobs.submit("autoload api", start_and_query, *folder("api"), API, "/v1/providers")
+    jobs.submit("autoload api off", start_and_query, *folder("api-off", G4F_AUTONOMOUS_AUTOLOAD="0"), API,
+                "/v1/providers")
+    # Not g4f gui: it rewrites g4f's packaged providers.json, which test_guest compares byte for byte.
 
 
 # --- the installed hook --------------------------------------------------------
@@ -80,10 +96,9 @@ def test_regular_install_put_pth_file_in_site_packages():
 
 
 @pytest.fixture(scope="module")
-def startup(tmp_path_factory) -> tuple[list[str], str]:
+def startup(prefetched) -> tuple[list[str], str]:
     """The modules loaded by a bare interpreter start-up, and its -X importtime report."""
-    root = tmp_path_factory.mktemp("startup")
-    done = run_python(root, ["-X", "importtime", "-c", "import sys, json; print(json.dumps(sorted(sys.modules)))"])
+    done = prefetched.result("autoload startup")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout), done.stderr
 
@@ -136,8 +151,8 @@ PROBE = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def probe_on(tmp_path_factory) -> dict:
-    done = run_python(tmp_path_factory.mktemp("on"), ["-c", PROBE])
+def probe_on(prefetched) -> dict:
+    done = prefetched.result("autoload on")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -154,28 +169,26 @@ def test_registration_does_not_load_providers_list(probe_on):
     assert probe_on["providers_list_loaded"] is False
 
 
-def test_autoload_zero_leaves_g4f_alone(tmp_path):
-    done = run_python(tmp_path, ["-c", PROBE], G4F_AUTONOMOUS_AUTOLOAD="0")
+def test_autoload_zero_leaves_g4f_alone(prefetched):
+    done = prefetched.result("autoload off")
     assert done.returncode == 0, done.stderr
     probe = json.loads(done.stdout)
     assert (probe["provider"], probe["plugin_imported"]) == (None, False)
 
 
-def test_g4f_api_command_lists_it(tmp_path):
-    providers = g4f_api(tmp_path)
+def test_g4f_api_command_lists_it(prefetched):
+    providers = prefetched.result("autoload api")
     assert [p["label"] for p in providers if p["id"] == "AutonomousAI"] == ["Autonomous AI"]
 
 
-def test_g4f_api_command_with_autoload_zero_does_not(tmp_path):
-    providers = g4f_api(tmp_path, G4F_AUTONOMOUS_AUTOLOAD="0")
+def test_g4f_api_command_with_autoload_zero_does_not(prefetched):
+    providers = prefetched.result("autoload api off")
     assert len(providers) > 10  # the server answered with g4f's own list ...
     assert [p for p in providers if p["id"] == "AutonomousAI"] == []  # ... without ours
 
 
 def test_g4f_gui_command_offers_it(tmp_path):
-    port = closed_port()
-    command = ["gui", "--host", "127.0.0.1", "--port", str(port), "--ignore-cookie-files"]
-    providers = start_and_query(tmp_path, command, port, "/backend-api/v2/providers")
+    providers = start_and_query(tmp_path, subprocess_env(tmp_path), GUI, "/backend-api/v2/providers")
     [entry] = [p for p in providers if p["name"] == "AutonomousAI"]
     assert entry["active_by_default"] is True
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 from g4f.client import Client
+from helpers import on_an_emulator
 from offline import offline_env
+from prefetch import Prefetch
 
 import g4f_autonomous_autoload
 from g4f_autonomous import AutonomousAI, compat, register
@@ -317,10 +319,28 @@ CHANGED_G4F = textwrap.dedent(
 )
 
 
-def test_plugin_import_on_a_changed_g4f(tmp_path, threaded_emulator):
-    env = offline_env(tmp_path, G4F_AUTONOMOUS_AUTOLOAD="0", PYTHONPATH=str(REPO))
-    done = subprocess.run([sys.executable, "-c", CHANGED_G4F.format(base_url=threaded_emulator.base_url)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+def run_python(root: Path, env: dict[str, str], code: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def prefetch(jobs: Prefetch, root: Path) -> None:
+    """This module's fresh interpreters, run ahead of their tests (see prefetch.py)."""
+    for name in ("changed", "hook alone", "names gone"):
+        (root / name).mkdir()
+    plugin_off = {"G4F_AUTONOMOUS_AUTOLOAD": "0", "PYTHONPATH": str(REPO)}
+    changed = offline_env(root / "changed", **plugin_off)
+    jobs.submit("compat changed g4f", on_an_emulator, lambda base_url: run_python(
+        root / "changed", changed, CHANGED_G4F.format(base_url=base_url), timeout=120))
+    jobs.submit("compat hook alone", run_python, root / "hook alone", offline_env(root / "hook alone", **plugin_off),
+                HOOK_ALONE)
+    jobs.submit("compat names gone", run_python, root / "names gone",
+                offline_env(root / "names gone", G4F_AUTONOMOUS_AUTOLOAD="0"),
+                NAMES_GONE.format(path=str(REPO / "g4f_autonomous" / "compat.py")))
+
+
+def test_plugin_import_on_a_changed_g4f(prefetched):
+    done, _ = prefetched.result("compat changed g4f")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "llama heard: hi"
     warnings = [line for line in done.stderr.splitlines() if line.startswith("g4f-autonomous:")]
@@ -340,10 +360,11 @@ def test_startup_hook_is_a_leaf():
     assert g4f_autonomous_autoload.PACKAGE == "g4f_autonomous"
 
 
-def test_startup_hook_alone_does_not_import_the_package(tmp_path):
-    code = "import sys, g4f_autonomous_autoload; print('g4f_autonomous' in sys.modules, 'g4f' in sys.modules)"
-    env = offline_env(tmp_path, G4F_AUTONOMOUS_AUTOLOAD="0", PYTHONPATH=str(REPO))
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+HOOK_ALONE = "import sys, g4f_autonomous_autoload; print('g4f_autonomous' in sys.modules, 'g4f' in sys.modules)"
+
+
+def test_startup_hook_alone_does_not_import_the_package(prefetched):
+    done = prefetched.result("compat hook alone")
     assert done.stdout.split() == ["False", "False"], done.stderr
 
 
@@ -400,10 +421,8 @@ NAMES_GONE = textwrap.dedent(
 )
 
 
-def test_missing_g4f_names_get_stand_ins_and_one_warning(tmp_path):
-    code = NAMES_GONE.format(path=str(REPO / "g4f_autonomous" / "compat.py"))
-    env = offline_env(tmp_path, G4F_AUTONOMOUS_AUTOLOAD="0")
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+def test_missing_g4f_names_get_stand_ins_and_one_warning(prefetched):
+    done = prefetched.result("compat names gone")
     assert done.stdout.strip() == "ok", done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and "changed g4f.errors.CloudflareError" in lines[0], lines

@@ -3,7 +3,7 @@
 CI runs this module on every g4f release of its matrix, with test_smoke.py and
 under the same rules: it tests the installed wheel (its subprocesses import the
 installed copy through the start-up hook, from a folder outside the
-repository), imports only what conftest.py, helpers.py and offline.py provide,
+repository), imports only what conftest.py, helpers.py, offline.py and prefetch.py provide,
 and skips a test only where the g4f release lacks what it tests.
 
 "Without the plugin" is a process started with ``G4F_AUTONOMOUS_AUTOLOAD=0``:
@@ -15,22 +15,25 @@ on the folders the plugin run left, as a user who removed the plugin would.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.util
 import json
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from helpers import closed_port
+from helpers import closed_port, on_an_emulator
 from offline import offline_env
-
-from g4f_autonomous.emulator import EmulatorThread
+from prefetch import Prefetch
 
 G4F_VERSION = version("g4f")
 NAME = "AutonomousAI"
@@ -53,13 +56,18 @@ def g4f_env(root: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_probe(root: Path, script: str, *args: str, **extra: str) -> dict:
-    """Run ``script`` with g4f offline in ``root``; its last line of output, as JSON."""
-    root.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-c", script, *args], cwd=root, env=g4f_env(root, **extra),
-                          capture_output=True, text=True, timeout=300)
+def run_probe(root: Path, env: dict[str, str], script: str, *args: str) -> dict:
+    """Run ``script`` in ``root`` with ``env`` (a :func:`g4f_env`); its last line of output, as JSON."""
+    done = subprocess.run([sys.executable, "-c", script, *args], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def probe_in(root: Path, script: str, *args: str, **extra: str) -> functools.partial:
+    """``run_probe`` in ``root`` (made now), g4f offline there: its environment fixed now, for a job run later."""
+    root.mkdir(parents=True, exist_ok=True)
+    return functools.partial(run_probe, root, g4f_env(root, **extra), script, *args)
 
 
 def files_under(root: Path) -> dict[str, bytes]:
@@ -125,16 +133,32 @@ GUI_PROBE = textwrap.dedent(
 )
 
 
-def test_gui_saved_lists_are_the_ones_g4f_alone_saves(tmp_path):
+def gui_runs(root: Path) -> Callable[[], dict]:
+    """The GUI probe without the plugin, with it, and without it again on what the plugin run saved."""
+    without, with_it, after = (probe_in(root / "without", GUI_PROBE, **PLUGIN_OFF), probe_in(root / "with", GUI_PROBE),
+                               probe_in(root / "with", GUI_PROBE, **PLUGIN_OFF))
+
+    def run() -> dict:
+        runs = {"without": without()}
+        if "failed" not in runs["without"]:
+            runs["with"] = with_it()
+            runs["saved"] = files_under(root / "with")
+            runs["after"] = after()
+        return runs
+    return run
+
+
+def test_gui_saved_lists_are_the_ones_g4f_alone_saves(prefetched):
     """From 8.1 g4f's GUI saves its provider list and models per provider in its cache folder, without expiry.
 
     Before 8.1 it saves neither: then the test shows that the GUI writes nothing at all, plugin or not.
     """
     pytest.importorskip("flask", reason="g4f's GUI needs the [gui] extra")
-    without = run_probe(tmp_path / "without", GUI_PROBE, **PLUGIN_OFF)
+    runs, root = prefetched.result("guest gui lists")
+    without = runs["without"]
     if "failed" in without:
         pytest.skip(f"g4f {G4F_VERSION}'s own GUI provider list fails: {without['failed']}")
-    with_it = run_probe(tmp_path / "with", GUI_PROBE)
+    with_it = runs["with"]
     assert (without["plugin"], with_it["plugin"]) == (False, True)
     assert without["read_again_same"] and with_it["read_again_same"]
 
@@ -143,15 +167,15 @@ def test_gui_saved_lists_are_the_ones_g4f_alone_saves(tmp_path):
     assert with_it["providers"] == [*without["providers"], NAME]
     if without["models_of"]:
         assert with_it["models_of"] == sorted([*without["models_of"], NAME])
-    saved = files_under(tmp_path / "with")
+    saved = runs["saved"]
     assert naming_it(saved) == []
-    assert same_content(saved, files_under(tmp_path / "without"))
+    assert same_content(saved, files_under(root / "without"))
 
     # After the uninstall, g4f reads what the plugin run saved: its own lists, byte for byte unchanged.
-    after = run_probe(tmp_path / "with", GUI_PROBE, **PLUGIN_OFF)
+    after = runs["after"]
     assert after["providers"] == without["providers"]
     assert after["models_of"] == without["models_of"]
-    assert files_under(tmp_path / "with") == saved
+    assert files_under(root / "with") == saved
 
 
 # --- 1. nothing left behind: g4f's packaged providers.json (8.7.4 on) ----------------------
@@ -166,8 +190,14 @@ def packaged_providers_json() -> Path:
 
 
 @pytest.fixture
-def packaged_list() -> Iterator[Path]:
-    """g4f's packaged providers.json, which the runs below make g4f rewrite; put back as it was afterwards."""
+def packaged_list(prefetched) -> Iterator[Path]:
+    """g4f's packaged providers.json, which the runs below make g4f rewrite; put back as it was afterwards.
+
+    This module's jobs read it: they end first (how they end is their tests' to say).
+    """
+    for key in GUEST_JOBS:
+        with contextlib.suppress(Exception):
+            prefetched.result(key)
     pytest.importorskip("flask", reason="g4f's GUI needs the [gui] extra")
     if not gui_module_has("_write_providers_cache"):
         pytest.skip(f"g4f {G4F_VERSION} keeps no provider list in its package (8.7.4 on)")
@@ -217,13 +247,19 @@ def gui_with_ignored(root: Path, ignored: str, **extra: str) -> list[str]:
     return [entry["name"] for entry in serve_and_get(root, command, port, "/backend-api/v2/providers", **extra)]
 
 
+@functools.lru_cache(maxsize=1)
+def api_help() -> str:
+    """``g4f api --help``, asked once: a fresh interpreter importing g4f costs a second."""
+    with tempfile.TemporaryDirectory() as root:
+        return subprocess.run([sys.executable, "-m", "g4f.cli", "api", "--help"], capture_output=True, text=True,
+                              timeout=120, cwd=root, env=g4f_env(Path(root))).stdout
+
+
 def api_with_ignored(root: Path, ignored: str, **extra: str) -> list[str]:
     """``g4f api`` with ``G4F_IGNORED_PROVIDERS``: the provider names its GUI page is given."""
     port = closed_port()
     command = ["api", "--bind", f"127.0.0.1:{port}", "--ignore-cookie-files", "--no-access-log"]
-    if "--disable-pa-auto-download" in subprocess.run(
-            [sys.executable, "-m", "g4f.cli", "api", "--help"], capture_output=True, text=True, timeout=120,
-            env=g4f_env(root)).stdout:
+    if "--disable-pa-auto-download" in api_help():
         command.append("--disable-pa-auto-download")  # 8.7 on: else it fetches an add-on at start
     providers = serve_and_get(root, command, port, "/backend-api/v2/providers",
                               **({"G4F_IGNORED_PROVIDERS": ignored} if ignored else {}), **extra)
@@ -309,23 +345,36 @@ ROUTE_PROBE = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def upstream(_emulator_thread: EmulatorThread) -> EmulatorThread:
-    """The session's threaded emulator (conftest.py), for this module's routing runs."""
-    return _emulator_thread
-
-
-@pytest.fixture(scope="module")
-def routing(upstream, tmp_path_factory) -> dict[str, dict]:
-    """The five aliases, asked with no provider named: plugin on, routing off, plugin off."""
-    root = tmp_path_factory.mktemp("routing")
-    base = {"G4F_AUTONOMOUS_BASE_URL": upstream.base_url}
+def routing_runs(root: Path) -> Callable[[str], dict[str, dict]]:
+    """The five aliases and the upstream's names, asked with no provider named: plugin on, routing off, plugin off."""
     names = [*ALIASES, *UPSTREAM_NAMES]
-    return {
-        "on": run_probe(root / "on", ROUTE_PROBE, *names, **base),
-        "off": run_probe(root / "off", ROUTE_PROBE, *names, G4F_AUTONOMOUS_ROUTING="0", **base),
-        "without": run_probe(root / "without", ROUTE_PROBE, *names, **PLUGIN_OFF, **base),
-    }
+    envs = {"on": {}, "off": {"G4F_AUTONOMOUS_ROUTING": "0"}, "without": PLUGIN_OFF}
+    for name in envs:
+        (root / name).mkdir(parents=True)
+    envs = {name: g4f_env(root / name, **extra) for name, extra in envs.items()}
+
+    def run(base_url: str) -> dict[str, dict]:
+        return {name: run_probe(root / name, {**env, "G4F_AUTONOMOUS_BASE_URL": base_url}, ROUTE_PROBE, *names)
+                for name, env in envs.items()}
+    return run
+
+
+GUEST_JOBS = ["guest gui lists", "guest routing"]
+
+
+def prefetch(jobs: Prefetch, root: Path) -> None:
+    """The probes, ahead of their tests (see prefetch.py); the routing ones on an emulator of their own."""
+    if importlib.util.find_spec("flask"):  # else the test skips
+        run = gui_runs(root / "gui")
+        jobs.submit("guest gui lists", lambda: (run(), root / "gui"))
+    jobs.submit("guest routing", on_an_emulator, routing_runs(root / "routing"))
+
+
+@pytest.fixture(scope="module")
+def routing(prefetched) -> dict[str, dict]:
+    """The routing probes' results (see routing_runs)."""
+    runs, _ = prefetched.result("guest routing")
+    return runs
 
 
 def test_routing_off_leaves_g4f_routing_as_without_the_plugin(routing):
@@ -337,7 +386,7 @@ def test_routing_off_leaves_g4f_routing_as_without_the_plugin(routing):
         assert route.get("answer", [None])[0] != NAME, alias
 
 
-def test_routing_off_keeps_it_selectable_by_name(routing, upstream):
+def test_routing_off_keeps_it_selectable_by_name(routing):
     assert routing["off"]["listed"] == routing["on"]["listed"]
     assert routing["off"]["listed"]["by name"] == NAME  # g4f's API server finds it by this lookup
     assert routing["off"]["listed"]["gui"] in (True, None)  # None: this g4f's GUI list is not available

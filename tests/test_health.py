@@ -49,7 +49,7 @@ async def odd_server() -> str:
             "user-agent", "") else 403)
 
     async def silent(request: web.Request) -> web.Response:
-        await asyncio.sleep(1.5)  # past the probe's timeout in the test; the teardown waits for it
+        await asyncio.sleep(0.6)  # twice the probe's timeout in the test; the teardown waits for it
         return web.Response(text="late")
 
     app = web.Application()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from offline import offline_env
+from prefetch import Prefetch
 
 import g4f_autonomous
 import g4f_autonomous_autoload as autoload
@@ -37,38 +38,54 @@ REPORT = textwrap.dedent(
 )
 
 
-def fresh(tmp_path: Path, code: str) -> dict:
-    """Run ``code`` then REPORT in a new interpreter, on the code under test, without the start-up hook."""
-    env = offline_env(tmp_path, PYTHONPATH=":".join(CODE_UNDER_TEST), G4F_AUTONOMOUS_AUTOLOAD="0")
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code) + REPORT], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "could not register" not in done.stderr, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
-
-
-@pytest.mark.parametrize("module", PURE_MODULES)
-def test_a_pure_module_loads_neither_g4f_nor_aiohttp(tmp_path, module):
-    report = fresh(tmp_path, f"import g4f_autonomous.{module}")
-    assert report["heavy"] == []
-    # nothing that registers, nor anything that would reach g4f
-    assert not {"g4f_autonomous.registry", "g4f_autonomous.provider", "g4f_autonomous.compat"} & set(report["ours"])
-
-
-def test_the_package_alone_loads_nothing_heavy(tmp_path):
-    assert fresh(tmp_path, "import g4f_autonomous") == {"heavy": [], "ours": [], "registered": None}
-
-
-@pytest.mark.parametrize("code", [
+REGISTERING = [
     "import g4f_autonomous; import g4f",  # the package first, g4f later: registered when g4f arrives
     "import g4f; import g4f_autonomous",  # g4f first: registered at once
     "import g4f_autonomous.sse; import g4f",  # even through a pure module: what the start-up hook does
     "from g4f_autonomous.provider import AutonomousAI",  # the provider's own import brings g4f along
     "from g4f_autonomous import AutonomousAI",
     "from g4f_autonomous import register",
-])
-def test_g4f_finds_the_provider_once_both_are_imported(tmp_path, code):
-    assert fresh(tmp_path, code)["registered"] is True
+]
+ALL_CODE = [*(f"import g4f_autonomous.{module}" for module in PURE_MODULES), "import g4f_autonomous", *REGISTERING]
+
+
+def run_fresh(root: Path, env: dict[str, str], code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code) + REPORT], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def prefetch(jobs: Prefetch, root: Path) -> None:
+    """Every code of this module, each in a new interpreter of its own (see prefetch.py)."""
+    for number, code in enumerate(ALL_CODE):
+        folder = root / str(number)
+        folder.mkdir()
+        env = offline_env(folder, PYTHONPATH=":".join(CODE_UNDER_TEST), G4F_AUTONOMOUS_AUTOLOAD="0")
+        jobs.submit(code, run_fresh, folder, env, code)
+
+
+def fresh(prefetched: Prefetch, code: str) -> dict:
+    """What REPORT said after ``code`` in a new interpreter, on the code under test, without the start-up hook."""
+    done = prefetched.result(code)
+    assert done.returncode == 0, done.stderr
+    assert "could not register" not in done.stderr, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_a_pure_module_loads_neither_g4f_nor_aiohttp(prefetched, module):
+    report = fresh(prefetched, f"import g4f_autonomous.{module}")
+    assert report["heavy"] == []
+    # nothing that registers, nor anything that would reach g4f
+    assert not {"g4f_autonomous.registry", "g4f_autonomous.provider", "g4f_autonomous.compat"} & set(report["ours"])
+
+
+def test_the_package_alone_loads_nothing_heavy(prefetched):
+    assert fresh(prefetched, "import g4f_autonomous") == {"heavy": [], "ours": [], "registered": None}
+
+
+@pytest.mark.parametrize("code", REGISTERING)
+def test_g4f_finds_the_provider_once_both_are_imported(prefetched, code):
+    assert fresh(prefetched, code)["registered"] is True
 
 
 def test_public_names_are_the_providers(tmp_path):

@@ -4,6 +4,7 @@ resources, early stops that hang up at once, and nothing left unclosed."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import os
 import subprocess
@@ -11,9 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from helpers import ask, text_of
+from helpers import ask, on_an_emulator, text_of
 from offline import offline_env
 from polling import until
+from prefetch import Prefetch
 
 from g4f_autonomous import AutonomousAI
 from g4f_autonomous.emulator import Fault, answer_text
@@ -124,15 +126,23 @@ gc.collect()
 """
 
 
-def test_sync_client_calls_leave_nothing_unclosed(emulator_env, tmp_path):
-    env = offline_env(tmp_path, G4F_AUTONOMOUS_BASE_URL=emulator_env.base_url, PYTHONPATH=str(REPO),
-                      PYTHONWARNINGS="error::ResourceWarning")
-    result = subprocess.run(
+def run_sync_client_script(root: Path, env: dict[str, str], base_url: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-X", "dev", "-W", "error::ResourceWarning", "-c", SYNC_CLIENT_SCRIPT],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=root, env={**env, "G4F_AUTONOMOUS_BASE_URL": base_url}, capture_output=True, text=True, timeout=120,
     )
+
+
+def prefetch(jobs: Prefetch, root: Path) -> None:
+    """The sync client's fresh interpreter, ahead of its test (see prefetch.py)."""
+    env = offline_env(root, PYTHONPATH=str(REPO), PYTHONWARNINGS="error::ResourceWarning")
+    jobs.submit("load sync client", on_an_emulator, functools.partial(run_sync_client_script, root, env))
+
+
+def test_sync_client_calls_leave_nothing_unclosed(prefetched):
+    result, requests = prefetched.result("load sync client")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["llama heard: hello sync world"] * 2 + ["hermes heard: hello sync world"]
     for sign in ("ResourceWarning", "Unclosed", "unclosed", "Exception ignored", "Traceback"):
         assert sign not in result.stderr, result.stderr
-    assert len(emulator_env.emulator.requests) == 3
+    assert len(requests) == 3

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import functools
 import inspect
 import re
 import subprocess
@@ -15,7 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import on_an_emulator
 from offline import offline_env
+from prefetch import Prefetch
 
 import g4f_autonomous
 from g4f_autonomous import AutonomousAI, cli
@@ -39,29 +42,43 @@ def section(title: str, text: str = TEXT) -> str:
     return found.group(1)
 
 
-@pytest.mark.parametrize(
-    ("marker", "expected", "path"),
-    [
-        ('client = Client(provider="AutonomousAI")', "llama heard: Write a haiku about streams", "/chat"),
-        ("IterListProvider(", "llama heard: Hi", "/chat"),
-    ],
-    ids=["sync-client-stream", "fallback-list"],
-)
-def test_readme_client_example_prints_the_answer(marker, expected, path, threaded_emulator, tmp_path):
-    env = offline_env(tmp_path, G4F_AUTONOMOUS_BASE_URL=threaded_emulator.base_url)
-    done = subprocess.run([sys.executable, "-c", readme_example(marker)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+CLIENT_EXAMPLES = [
+    ('client = Client(provider="AutonomousAI")', "llama heard: Write a haiku about streams", "/chat"),
+    ("IterListProvider(", "llama heard: Hi", "/chat"),
+]
+DEMO_RUN = re.search(r'^\$ \.venv/bin/g4f-autonomous demo "(.*)"\n(?:\[.*\]\n)*(.*)\n', TEXT, flags=re.M)
+
+
+def run_python(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+
+
+def prefetch(jobs: Prefetch, root: Path) -> None:
+    """The README's examples and demo, each in a fresh interpreter, ahead of their tests (see prefetch.py)."""
+    for number, (marker, _, _) in enumerate(CLIENT_EXAMPLES):
+        folder = root / str(number)
+        folder.mkdir()
+        env = offline_env(folder)
+        if sum(marker in block for block in PYTHON_BLOCKS) == 1:  # else the test says so
+            jobs.submit(f"readme {marker}", on_an_emulator, lambda base_url, folder=folder, env=env, marker=marker:
+                        run_python(folder, {**env, "G4F_AUTONOMOUS_BASE_URL": base_url}, "-c", readme_example(marker)))
+    if DEMO_RUN:
+        jobs.submit("readme demo", run_python, ROOT, offline_env(root), "-m", "g4f_autonomous", "demo", DEMO_RUN.group(1))
+
+
+@pytest.mark.parametrize(("marker", "expected", "path"), CLIENT_EXAMPLES, ids=["sync-client-stream", "fallback-list"])
+def test_readme_client_example_prints_the_answer(marker, expected, path, prefetched):
+    readme_example(marker)
+    done, requests = prefetched.result(f"readme {marker}")
     assert done.returncode == 0, done.stderr
     assert done.stdout == expected
-    assert [r.path for r in threaded_emulator.emulator.requests] == ["/api/v1/ai" + path]
+    assert [r.path for r in requests] == ["/api/v1/ai" + path]
 
 
-def test_readme_demo_output_is_what_demo_prints(tmp_path):
-    shown = re.search(r'^\$ \.venv/bin/g4f-autonomous demo "(.*)"\n(?:\[.*\]\n)*(.*)\n', TEXT, flags=re.M)
-    assert shown, "the README shows a demo run"
-    done = subprocess.run([sys.executable, "-m", "g4f_autonomous", "demo", shown.group(1)], cwd=ROOT,
-                          env=offline_env(tmp_path), capture_output=True, text=True, timeout=120)
-    assert (done.returncode, done.stdout) == (0, shown.group(2) + "\n"), done.stderr
+def test_readme_demo_output_is_what_demo_prints(prefetched):
+    assert DEMO_RUN, "the README shows a demo run"
+    done = prefetched.result("readme demo")
+    assert (done.returncode, done.stdout) == (0, DEMO_RUN.group(2) + "\n"), done.stderr
 
 
 # --- the two set-up commands ------------------------------------------------------------------
@@ -185,6 +202,7 @@ def reliability_table_references() -> list[tuple[str, str]]:
     return [reference for row in rows[1:] for reference in TEST_REFERENCE.findall(row.rstrip(" |").rsplit("|", 1)[-1])]
 
 
+@functools.cache
 def functions_of(file: str) -> list[str]:
     """The names of the test functions of one test module (a parametrized test counts once, by its name)."""
     tree = ast.parse((TESTS / file).read_text(encoding="utf-8"))

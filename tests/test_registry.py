@@ -7,6 +7,7 @@ and the ``working`` flag. The GUI and the API server have files of their own.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -21,8 +22,9 @@ from g4f.errors import CloudflareError, ProviderNotWorkingError, RateLimitError,
 from g4f.errors import TimeoutError as G4FTimeoutError
 from g4f.providers.base_provider import AsyncGeneratorProvider
 from g4f.providers.retry_provider import IterListProvider, ProviderCircuitBreaker, RetryProvider
-from helpers import ask, closed_port_url, texts
+from helpers import ask, closed_port_url, on_an_emulator, texts
 from offline import offline_env
+from prefetch import Prefetch
 
 from g4f_autonomous import AutonomousAI, register
 from g4f_autonomous.emulator import Fault
@@ -301,19 +303,20 @@ ROUTING_OFF_PROBE = textwrap.dedent(
 )
 
 
-def test_routing_off_keeps_model_names_from_it_but_not_its_name(tmp_path, threaded_emulator):
-    env = offline_env(tmp_path, G4F_AUTONOMOUS_AUTOLOAD="0", G4F_AUTONOMOUS_ROUTING="0", PYTHONPATH=str(REPO),
-                      G4F_AUTONOMOUS_BASE_URL=threaded_emulator.base_url, HTTP_PROXY="http://127.0.0.1:9",
-                      HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="127.0.0.1,localhost")
-    done = subprocess.run([sys.executable, "-c", ROUTING_OFF_PROBE], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+def run_routing_off_probe(root: Path, env: dict[str, str], base_url: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", ROUTING_OFF_PROBE], cwd=root,
+                          env={**env, "G4F_AUTONOMOUS_BASE_URL": base_url}, capture_output=True, text=True, timeout=120)
+
+
+def test_routing_off_keeps_model_names_from_it_but_not_its_name(prefetched):
+    done, requests = prefetched.result("registry routing off")
     assert done.returncode == 0, done.stderr
     probe = json.loads(done.stdout.strip().splitlines()[-1])
     assert probe["in_map"] == []
     assert probe["discovered"] is False
     assert probe["hermes-3"] != "hermes heard: ping"  # g4f alone has no provider for it, offline
     assert probe["by name"] == probe["by model string"] == "hermes heard: ping"
-    assert [r.body["aiAgent"] for r in threaded_emulator.emulator.requests] == ["hermes", "hermes"]
+    assert [r.body["aiAgent"] for r in requests] == ["hermes", "hermes"]
 
 
 # --- fallback: fail before the first delta → next provider; after → error -----
@@ -458,7 +461,7 @@ def test_not_working_is_skipped_by_router(not_working, backup):
     assert ProviderRouter.rank([AutonomousAI, backup], model="hermes-3") == [backup]
 
 
-def test_working_env_zero_turns_it_off_at_import(tmp_path):
+def run_with_working_zero(env: dict[str, str]) -> subprocess.CompletedProcess:
     script = textwrap.dedent(
         """
         import g4f, g4f.debug
@@ -473,10 +476,26 @@ def test_working_env_zero_turns_it_off_at_import(tmp_path):
             print("refused:", error)
         """
     )
-    env = offline_env(tmp_path, G4F_AUTONOMOUS_WORKING="0", G4F_AUTONOMOUS_BASE_URL=closed_port_url(),
-                      PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-                      HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="127.0.0.1,localhost")
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def prefetch(jobs: Prefetch, root: Path) -> None:
+    """This module's fresh interpreters, run ahead of their tests (see prefetch.py)."""
+    for name in ("routing off", "working zero"):
+        (root / name).mkdir()
+    offline = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost"}
+    routing_off = offline_env(root / "routing off", G4F_AUTONOMOUS_AUTOLOAD="0", G4F_AUTONOMOUS_ROUTING="0",
+                              PYTHONPATH=str(REPO), **offline)
+    jobs.submit("registry routing off", on_an_emulator,
+                functools.partial(run_routing_off_probe, root / "routing off", routing_off))
+    working_zero = offline_env(root / "working zero", G4F_AUTONOMOUS_WORKING="0",
+                               G4F_AUTONOMOUS_BASE_URL=closed_port_url(),
+                               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **offline)
+    jobs.submit("registry working zero", run_with_working_zero, working_zero)
+
+
+def test_working_env_zero_turns_it_off_at_import(prefetched):
+    done = prefetched.result("registry working zero")
     assert done.stdout == "working: False\nrefused: AutonomousAI is not working\n", done.stderr
 
 

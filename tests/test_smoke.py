@@ -13,6 +13,7 @@ installed one in CI's matrix), never the one in the working directory.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import json
 import os
@@ -25,14 +26,16 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import g4f.Provider
 import pytest
 from g4f.client import AsyncClient, Client
 from g4f.providers.base_provider import AsyncGeneratorProvider
 from g4f.providers.retry_provider import IterListProvider
-from helpers import closed_port, closed_port_url
+from helpers import closed_port, closed_port_url, on_an_emulator
 from offline import offline_env
+from prefetch import Prefetch
 from processes import stop_process
 
 import g4f_autonomous
@@ -128,14 +131,17 @@ STARTUP_PROBE = textwrap.dedent(
 )
 
 
-def test_startup_hook_registers_on_import_g4f(tmp_path):
-    pth = Path(sysconfig.get_paths()["purelib"]) / "g4f_autonomous_autoload.pth"
-    assert pth.is_file(), "the smoke suite runs against a regular install"
-    env = offline_env(tmp_path, HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
+def startup_probe_env(root: Path) -> dict[str, str]:
+    env = offline_env(root, HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
     env.pop("PYTHONPATH", None)
     env.pop("G4F_AUTONOMOUS_AUTOLOAD", None)
-    done = subprocess.run([sys.executable, "-c", STARTUP_PROBE], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return env
+
+
+def test_startup_hook_registers_on_import_g4f(prefetched):
+    pth = Path(sysconfig.get_paths()["purelib"]) / "g4f_autonomous_autoload.pth"
+    assert pth.is_file(), "the smoke suite runs against a regular install"
+    done = prefetched.result("smoke startup hook")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"provider": "g4f_autonomous.provider", "plugin_imported": True}
     assert "g4f-autonomous" not in done.stderr  # no warning about a changed g4f
@@ -169,13 +175,17 @@ def readme_blocks(language: str, marker: str) -> list[str]:
     return [block for block in blocks if marker in block]
 
 
-def run_python(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """``python *args`` offline in ``tmp_path``, seeing the copy of the plugin this process imported."""
-    environment = offline_env(tmp_path, PYTHONPATH=str(Path(g4f_autonomous.__file__).parent.parent))
+def python_env(root: Path) -> dict[str, str]:
+    """g4f offline in ``root``, seeing the copy of the plugin this process imported."""
+    environment = offline_env(root, PYTHONPATH=str(Path(g4f_autonomous.__file__).parent.parent))
     environment.pop("G4F_AUTONOMOUS_BASE_URL", None)
     environment.pop("G4F_AUTONOMOUS_AUTOLOAD", None)
-    return subprocess.run([sys.executable, *args], cwd=tmp_path, env=environment,
-                          capture_output=True, text=True, timeout=120)
+    return environment
+
+
+def run_python(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``python *args`` in ``root`` with ``env`` (a :func:`python_env`)."""
+    return subprocess.run([sys.executable, *args], cwd=root, env=env, capture_output=True, text=True, timeout=120)
 
 
 CHAT_BY_NAME = textwrap.dedent(
@@ -189,39 +199,44 @@ CHAT_BY_NAME = textwrap.dedent(
 )
 
 
-def test_chat_by_name_in_a_fresh_interpreter_that_never_imports_the_plugin(tmp_path, threaded_emulator):
+def test_chat_by_name_in_a_fresh_interpreter_that_never_imports_the_plugin(prefetched):
     pth = Path(sysconfig.get_paths()["purelib"]) / "g4f_autonomous_autoload.pth"
     assert pth.is_file(), "the smoke suite runs against a regular install"
-    done = run_python(tmp_path, "-c", CHAT_BY_NAME, threaded_emulator.base_url)
+    done, _ = prefetched.result("smoke chat by name")
     assert (done.returncode, done.stdout) == (0, "hermes heard: by name\n"), done.stderr
 
 
 # --- the command line, as a user runs it on this g4f ----------------------------------------------
 
-def test_cli_demo_streams_from_its_own_emulator(tmp_path, threaded_emulator):
-    done = run_python(tmp_path, "-m", "g4f_autonomous", "demo")
+def test_cli_demo_streams_from_its_own_emulator(prefetched):
+    done, requests = prefetched.result("smoke demo")
     assert (done.returncode, done.stdout) == (0, f"llama heard: {DEMO_PROMPT}\n"), done.stderr
-    assert threaded_emulator.emulator.requests == []  # the demo's own emulator answered
+    assert requests == []  # the demo's own emulator answered, not the one there is
 
 
-def test_cli_chat_goes_to_the_base_url_given(tmp_path, threaded_emulator):
+def test_cli_chat_goes_to_the_base_url_given(prefetched):
     # g4f before 6.8.0 ignores Client(base_url=...): this asked the public service there.
-    done = run_python(tmp_path, "-m", "g4f_autonomous", "chat", "smoke", "--base-url", threaded_emulator.base_url)
+    done, requests = prefetched.result("smoke chat")
     assert (done.returncode, done.stdout) == (0, "llama heard: smoke\n"), done.stderr
-    assert [request.path for request in threaded_emulator.emulator.requests] == ["/api/v1/ai/chat"]
+    assert [request.path for request in requests] == ["/api/v1/ai/chat"]
 
 
-def test_cli_models_lists_the_five_models(tmp_path):
-    done = run_python(tmp_path, "-m", "g4f_autonomous", "models")
+def test_cli_models_lists_the_five_models(prefetched):
+    done = prefetched.result("smoke models")
     assert done.returncode == 0, done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()] == ["llama", "qwen_coder", "hermes", "vision", "summary"]
 
 
-def test_cli_check_passes_on_the_emulator_and_fails_on_a_wrong_path(tmp_path, threaded_emulator):
-    done = run_python(tmp_path, "-m", "g4f_autonomous", "check", "--base-url", threaded_emulator.base_url)
-    assert (done.returncode, done.stdout) == (0, f"{threaded_emulator.base_url}: reachable, HTTP 200\n"), done.stderr
-    wrong = threaded_emulator.base_url + "/nothing"
-    done = run_python(tmp_path, "-m", "g4f_autonomous", "check", "--base-url", wrong)
+def check_twice(root: Path, env: dict[str, str], base_url: str) -> tuple[str, Any, Any]:
+    """``check`` of ``base_url``, then of a path below it where nothing is."""
+    return (base_url, run_python(root, env, "-m", "g4f_autonomous", "check", "--base-url", base_url),
+            run_python(root, env, "-m", "g4f_autonomous", "check", "--base-url", base_url + "/nothing"))
+
+
+def test_cli_check_passes_on_the_emulator_and_fails_on_a_wrong_path(prefetched):
+    (base_url, done, wrong), _ = prefetched.result("smoke check")
+    assert (done.returncode, done.stdout) == (0, f"{base_url}: reachable, HTTP 200\n"), done.stderr
+    done = wrong
     assert done.returncode == 1
     assert "has no chat endpoint below it" in done.stdout
 
@@ -244,34 +259,35 @@ CONFIG_ROUTE = textwrap.dedent(
 )
 
 
-def test_the_readmes_config_yaml_route_to_autonomousai_answers(tmp_path, threaded_emulator):
-    if importlib.util.find_spec("g4f.providers.config_provider") is None:
+def has_config_routes() -> bool:
+    return importlib.util.find_spec("g4f.providers.config_provider") is not None
+
+
+def test_the_readmes_config_yaml_route_to_autonomousai_answers(prefetched):
+    if not has_config_routes():
         pytest.skip(f"g4f {compat.G4F_VERSION} has no config.yaml routes")
     pytest.importorskip("yaml", reason="g4f reads config.yaml only with PyYAML installed")
     [route] = readme_blocks("yaml", "AutonomousAI")
-    done = run_python(tmp_path, "-c", CONFIG_ROUTE, threaded_emulator.base_url, route)
+    done, requests = prefetched.result("smoke config.yaml route")
     assert (done.returncode, done.stdout) == (0, "hermes heard: routed AutonomousAI\n"), done.stderr
-    assert [request.path for request in threaded_emulator.emulator.requests] == ["/api/v1/ai/chat-hermes"]
+    assert [request.path for request in requests] == ["/api/v1/ai/chat-hermes"]
 
 
 # --- the README's offline recipe for g4f's servers, on this g4f ------------------------------------
 
 
-
-def test_readme_offline_recipe_lets_g4f_api_answer_a_chat(tmp_path, threaded_emulator):
-    pytest.importorskip("uvicorn", reason="g4f api needs the [api] extra")
+def run_the_offline_recipe(root: Path, recipe: str, user_env: dict[str, str], base_url: str) -> tuple[Any, str]:
+    """The README's offline recipe, then ``g4f api`` as it says; its answer to one chat, and its log."""
     port = closed_port()
     # As the README says: g4f 0.5.x mounts no GUI in g4f api and has no --no-gui.
     no_gui = "" if compat.G4F_VERSION.startswith("0.5.") else "--no-gui"
-    [recipe] = readme_blocks("sh", "offline=$(mktemp -d)")
     script = f"{recipe}\nexec {sys.executable} -m g4f.cli api --bind 127.0.0.1:{port} {no_gui}\n"
-    # A user's environment: no cache or config folder of the tests', and mktemp's folders under tmp_path.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("G4F_")}
-    env.update(TMPDIR=str(tmp_path), G4F_AUTONOMOUS_BASE_URL=threaded_emulator.base_url,
-               PYTHONPATH=str(Path(g4f_autonomous.__file__).parent.parent))
-    log = tmp_path / "g4f-api.log"
+    # mktemp's folders under root.
+    env = {**user_env, "TMPDIR": str(root), "G4F_AUTONOMOUS_BASE_URL": base_url,
+           "PYTHONPATH": str(Path(g4f_autonomous.__file__).parent.parent)}
+    log = root / "g4f-api.log"
     with open(log, "w") as output:
-        server = subprocess.Popen(["bash", "-c", script], cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(["bash", "-c", script], cwd=root, env=env, stdout=output, stderr=subprocess.STDOUT)
     request = {"provider": "AutonomousAI", "model": "hermes-3", "messages": [{"role": "user", "content": "hi"}]}
     try:
         answer = None
@@ -288,4 +304,44 @@ def test_readme_offline_recipe_lets_g4f_api_answer_a_chat(tmp_path, threaded_emu
                 time.sleep(0.1)
     finally:
         stop_process(server, 30)
-    assert answer["choices"][0]["message"]["content"] == "hermes heard: hi", log.read_text()[-3000:]
+    return answer, log.read_text()[-3000:]
+
+
+def test_readme_offline_recipe_lets_g4f_api_answer_a_chat(prefetched):
+    pytest.importorskip("uvicorn", reason="g4f api needs the [api] extra")
+    [_] = readme_blocks("sh", "offline=$(mktemp -d)")
+    (answer, log), _ = prefetched.result("smoke offline recipe")
+    assert answer["choices"][0]["message"]["content"] == "hermes heard: hi", log
+
+
+def prefetch(jobs: Prefetch, root: Path) -> None:
+    """This module's fresh interpreters and g4f api, run ahead of their tests (see prefetch.py).
+
+    Each run has a folder (and offline g4f folders) of its own: two of them may run at once.
+    """
+    def folder(name: str) -> Path:
+        (root / name).mkdir()
+        return root / name
+
+    def python(name: str, *args: str) -> functools.partial:
+        """``run_python(*args)`` in a folder of its own, its environment fixed now; a base URL may follow."""
+        return functools.partial(run_python, folder(name), python_env(root / name), *args)
+
+    jobs.submit("smoke startup hook", run_python, folder("startup"), startup_probe_env(root / "startup"), "-c",
+                STARTUP_PROBE)
+    jobs.submit("smoke chat by name", on_an_emulator, python("by name", "-c", CHAT_BY_NAME))
+    demo = python("demo", "-m", "g4f_autonomous", "demo")
+    jobs.submit("smoke demo", on_an_emulator, lambda _: demo())  # told no base URL: it has an emulator of its own
+    jobs.submit("smoke chat", on_an_emulator, python("chat", "-m", "g4f_autonomous", "chat", "smoke", "--base-url"))
+    jobs.submit("smoke models", python("models", "-m", "g4f_autonomous", "models"))
+    jobs.submit("smoke check", on_an_emulator, functools.partial(check_twice, folder("check"), python_env(root / "check")))
+    routes = readme_blocks("yaml", "AutonomousAI")
+    if has_config_routes() and importlib.util.find_spec("yaml") and len(routes) == 1:  # else the test says why not
+        route = python("config", "-c", CONFIG_ROUTE)
+        jobs.submit("smoke config.yaml route", on_an_emulator, lambda base_url: route(base_url, routes[0]))
+    recipes = readme_blocks("sh", "offline=$(mktemp -d)")
+    if importlib.util.find_spec("uvicorn") and len(recipes) == 1:
+        # A user's environment: no cache or config folder of the tests'.
+        user_env = {key: value for key, value in os.environ.items() if not key.startswith("G4F_")}
+        jobs.submit("smoke offline recipe", on_an_emulator,
+                    functools.partial(run_the_offline_recipe, folder("recipe"), recipes[0], user_env))
