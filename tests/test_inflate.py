@@ -157,6 +157,14 @@ def test_a_step_that_ends_the_stream_exactly_at_the_limit_is_not_pending(name):
     assert decoder.feed(b"", 100) == b""
 
 
+def test_output_owed_once_all_input_is_taken_is_pending():
+    # Raw deflate has no trailer to leave untaken: fed a byte at a time, its last byte is taken while the
+    # long run of zeros it ends is still inside zlib, and only pending says so.
+    decoder = decoder_for("deflate")
+    assert decoder is not None
+    assert run(decoder, deflate(b"\0" * 2**16, -15), 1, 100)[0] == b"\0" * 2**16
+
+
 # --- where a stream ends ------------------------------------------------------------
 
 def test_gzip_members_one_after_another_all_decode():
