@@ -91,7 +91,13 @@ class SSEDecoder:
         if self._strip or _CR in chunk:
             chunk = self._normalize(chunk)
         self._decode(chunk)
-        return self._take()
+        events, self._out = self._out, []
+        if self._dropped:
+            dropped, self._dropped = self._dropped, 0
+            what = "an event" if dropped == 1 else f"{dropped} events"
+            raise SSEError(f"event-stream: dropped {what} larger than max_event_size={self.max_event_size} bytes",
+                           events)
+        return events
 
     def close(self) -> list[ServerSentEvent]:
         """End of input: finish a last line and event that had no terminator.
@@ -101,7 +107,8 @@ class SSEDecoder:
         """
         self._line(b"")  # ends the held line, if any, else the event
         self._dispatch()
-        return self._take()
+        events, self._out = self._out, []
+        return events
 
     def _normalize(self, chunk: bytes) -> bytes:
         """Drop _strip from the start of the input and turn CRLF and CR into LF."""
@@ -198,13 +205,3 @@ class SSEDecoder:
             self._data = []
         self._size = 0
         self._event = "message"
-
-    def _take(self) -> list[ServerSentEvent]:
-        """The events completed by this call; SSEError carrying them if it dropped an event."""
-        events, self._out = self._out, []
-        if self._dropped:
-            dropped, self._dropped = self._dropped, 0
-            what = "an event" if dropped == 1 else f"{dropped} events"
-            raise SSEError(f"event-stream: dropped {what} larger than max_event_size={self.max_event_size} bytes",
-                           events)
-        return events
