@@ -149,7 +149,7 @@ class SSEDecoder:
             # Decoding before splitting is safe: U+FFFD replacement never
             # swallows an ASCII "\n".
             texts = block[6:].decode(errors="replace").split("\n\ndata: ")
-            if not any("\n" in text for text in texts):
+            if "\n" not in "".join(texts):
                 last_id, retry = self._last_id, self._retry  # positional: keywords cost twice as much here
                 self._out += [ServerSentEvent(text, "message", last_id, retry) for text in texts]
                 return
