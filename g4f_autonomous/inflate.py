@@ -37,26 +37,27 @@ class Decoder(Protocol):
         """Output is still owed for input already taken: call :meth:`feed` with b"" first."""
 
 
+_GZIP = 31  # zlib's wbits for a gzip wrapper: 16 + the largest window, 15
+
+
 class _Zlib:
     """gzip (several members too) or deflate (zlib-wrapped or raw, as servers send both)."""
 
-    __slots__ = ("_gzip", "_inflater", "_head", "_tail", "_more")
+    __slots__ = ("_name", "_inflater", "_head", "_tail", "_more")
 
-    def __init__(self, gzip: bool) -> None:
-        self._gzip = gzip
-        self._inflater: zlib._Decompress | None = zlib.decompressobj(31) if gzip else None
+    def __init__(self, name: str) -> None:
+        self._name = name  # "gzip" or "deflate"
+        self._inflater: zlib._Decompress | None = zlib.decompressobj(_GZIP) if name == "gzip" else None
         self._head = b""  # a first byte too little to go on: of deflate (wrapped or raw?), of a gzip member's magic
         self._tail = b""  # input zlib has not taken yet
-        self._more = False  # the last call filled its limit: output may be waiting inside zlib
+        self._more = False  # the last call filled its limit before the end: output may be waiting inside zlib
 
     @property
     def pending(self) -> bool:
         return bool(self._tail) or self._more
 
     def feed(self, data: bytes, limit: int) -> bytes:
-        data = self._tail + data if self._tail else data
-        if self._head:
-            data, self._head = self._head + data, b""
+        data, self._head = self._head + self._tail + data, b""
         if self._inflater is None:
             if len(data) < 2:
                 self._head = data
@@ -65,31 +66,27 @@ class _Zlib:
             # first two bytes name method 8 and are a multiple of 31 as a big-endian number.
             wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
             self._inflater = zlib.decompressobj(15 if wrapped else -15)
-        inflater = self._inflater
-        if inflater.eof:  # what followed the end in earlier input was settled then (see below)
+        if self._inflater.eof:  # what followed the end in earlier input was settled then (see below)
             data = self._next_member(data)
-            inflater = self._inflater
             if not data:
-                self._tail, self._more = b"", False
                 return b""
+        inflater = self._inflater
         try:
             out = inflater.decompress(data, limit)
         except zlib.error as error:
-            raise ValueError(f"the {'gzip' if self._gzip else 'deflate'} body is corrupt ({error})") from None
-        self._more = len(out) >= limit
-        if inflater.eof:  # what follows the end is in unused_data (unconsumed_tail may repeat it)
-            self._tail = self._next_member(inflater.unused_data)
-        else:
-            self._tail = inflater.unconsumed_tail
+            raise ValueError(f"the {self._name} body is corrupt ({error})") from None
+        self._more = len(out) >= limit and not inflater.eof
+        # After the end, what follows is in unused_data (unconsumed_tail may repeat it).
+        self._tail = self._next_member(inflater.unused_data) if inflater.eof else inflater.unconsumed_tail
         return out
 
     def _next_member(self, rest: bytes) -> bytes:
         """After one gzip member: the next one, if what follows is one; anything else is ignored."""
-        if self._gzip and rest[:2] == b"\x1f\x8b":
-            self._inflater = zlib.decompressobj(31)
+        if self._name == "gzip" and rest.startswith(b"\x1f\x8b"):
+            self._inflater = zlib.decompressobj(_GZIP)
             return rest
-        if self._gzip and rest == b"\x1f":
-            self._head = rest  # the first byte of the next member's magic: the second is in the next read
+        if rest == b"\x1f":
+            self._head = rest  # the first byte of a next gzip member's magic: the second is in the next read
         return b""
 
 
@@ -97,18 +94,11 @@ def _bounded_brotli() -> type | None:
     """brotli's Decompressor, if it can bound its output (brotli 1.2 on)."""
     try:
         import brotli
-    except ImportError:
+
+        brotli.Decompressor().process(b"", output_buffer_limit=1)
+    except Exception:  # noqa: BLE001 - none, no Decompressor, no output_buffer_limit (before 1.2), broken: not relied on
         return None
-    decompressor = getattr(brotli, "Decompressor", None)
-    if decompressor is None:
-        return None
-    try:
-        decompressor().process(b"", output_buffer_limit=1)
-    except TypeError:  # an older brotli: no output_buffer_limit
-        return None
-    except Exception:  # noqa: BLE001 - any other failure also means: do not rely on it
-        return None
-    return decompressor
+    return brotli.Decompressor
 
 
 _BROTLI = _bounded_brotli()
@@ -117,10 +107,9 @@ _BROTLI = _bounded_brotli()
 class _Brotli:
     __slots__ = ("_decompressor", "_more")
 
-    def __init__(self) -> None:
-        assert _BROTLI is not None
-        self._decompressor = _BROTLI()
-        self._more = False  # the last call filled its limit: output may be waiting inside brotli
+    def __init__(self, decompressor: type) -> None:
+        self._decompressor = decompressor()
+        self._more = False  # the last call filled its limit before the end: output may be waiting inside brotli
 
     @property
     def pending(self) -> bool:
@@ -131,7 +120,6 @@ class _Brotli:
 
     def feed(self, data: bytes, limit: int) -> bytes:
         if self._decompressor.is_finished():
-            self._more = False
             return b""  # anything after the end of the stream is ignored, as for gzip
         try:
             out = self._decompressor.process(data, output_buffer_limit=limit)
@@ -150,11 +138,11 @@ def decoder_for(content_encoding: str | None) -> Decoder | None:
     if name in ("", "identity"):
         return None
     if name in ("gzip", "x-gzip"):
-        return _Zlib(gzip=True)
+        return _Zlib("gzip")
     if name == "deflate":
-        return _Zlib(gzip=False)
+        return _Zlib(name)
     if name == "br" and _BROTLI is not None:
-        return _Brotli()
+        return _Brotli(_BROTLI)
     if name == "br":
         raise UnsupportedEncoding("br (needs the brotli module, version 1.2 or newer, to decode with a bound)")
     shown = name[:40] + ("…" if len(name) > 40 else "")

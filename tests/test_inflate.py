@@ -148,14 +148,21 @@ def test_output_owed_for_taken_input_is_pending_until_given(name):
 
 
 @pytest.mark.parametrize("name", ["gzip", "deflate"])
-def test_a_step_that_ends_exactly_at_the_limit_is_pending_once_more(name):
-    # The output fills the limit exactly: zlib may hold more, so one more step is asked for, and gives nothing.
+def test_a_step_that_ends_the_stream_exactly_at_the_limit_is_not_pending(name):
+    # The output fills the limit, but the stream is over: nothing can be left inside zlib.
     decoder = decoder_for(name)
     assert decoder is not None
     assert decoder.feed(packed(name, b"q" * 100), 100) == b"q" * 100
-    assert decoder.pending
-    assert decoder.feed(b"", 100) == b""
     assert not decoder.pending
+    assert decoder.feed(b"", 100) == b""
+
+
+def test_output_owed_once_all_input_is_taken_is_pending():
+    # Raw deflate has no trailer to leave untaken: fed a byte at a time, its last byte is taken while the
+    # long run of zeros it ends is still inside zlib, and only pending says so.
+    decoder = decoder_for("deflate")
+    assert decoder is not None
+    assert run(decoder, deflate(b"\0" * 2**16, -15), 1, 100)[0] == b"\0" * 2**16
 
 
 # --- where a stream ends ------------------------------------------------------------
@@ -257,6 +264,14 @@ def test_raw_deflate_whose_first_bytes_look_like_a_zlib_method_but_fail_the_chec
 
 
 # --- corrupt input -------------------------------------------------------------------
+
+def test_a_deflate_body_of_two_corrupt_bytes_is_corrupt():
+    # Two bytes are enough to choose raw deflate, and these name a block type that does not exist.
+    decoder = decoder_for("deflate")
+    assert decoder is not None
+    with pytest.raises(ValueError, match="^the deflate body is corrupt"):
+        decoder.feed(b"\xff\xff", 64)
+
 
 @pytest.mark.parametrize("name, data, message", [
     ("gzip", b"\x1f\x8b\x08\x00" + b"\xff" * 20, "the gzip body is corrupt ("),

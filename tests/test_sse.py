@@ -144,6 +144,10 @@ def test_event_id_and_retry_fields_are_read():
     assert events == [ServerSentEvent("x", event="delta", id="abc", retry=250)]
 
 
+def test_event_field_with_empty_value_is_a_message():
+    assert decode(b"event: delta\nevent:\ndata: x\n\n") == [ServerSentEvent("x", "message")]
+
+
 def test_event_type_resets_after_each_event():
     assert decode(b"event: delta\ndata: a\n\ndata: b\n\n") == [
         ServerSentEvent("a", "delta"),
@@ -222,6 +226,12 @@ def test_last_event_without_blank_line_comes_from_close():
     decoder = SSEDecoder()
     assert decoder.feed(b"event: end\ndata: last\n") == []
     assert decoder.close() == [ServerSentEvent("last", "end")]
+
+
+def test_a_line_begun_in_one_chunk_ends_in_the_next():
+    # "xdata: y" is an unknown field, not the data line its second part looks like.
+    assert decode(b"x", b"data: y\n\ndata: z\n\n") == [ServerSentEvent("z")]
+    assert decode(b"data: a\n\nda", b"ta: b\n\n") == [ServerSentEvent("a"), ServerSentEvent("b")]
 
 
 def test_empty_chunks_change_nothing():
@@ -356,6 +366,22 @@ def test_event_at_the_limit_is_kept_when_its_line_arrives_in_pieces():
     line = b"data: " + b"x" * 10  # 16 bytes, held unfinished before its line end comes
     assert decode(line[:3], line[3:], b"\n\n", max_event_size=16) == [ServerSentEvent("x" * 10)]
     assert decode(*bytewise(line + b"\n\n"), max_event_size=16) == [ServerSentEvent("x" * 10)]
+
+
+def test_limit_holds_for_an_event_after_others():
+    at_limit = b"data: " + b"x" * 10 + b"\n\n"
+    assert decode(b"data: a\n\n" + at_limit + at_limit, max_event_size=16) == [
+        ServerSentEvent("a"), ServerSentEvent("x" * 10), ServerSentEvent("x" * 10)
+    ]
+
+
+@pytest.mark.parametrize("chunks", [
+    [b"data: " + b"x" * 10 + b"\ndata: y\n\n"],  # the next line, whole
+    [b"data: " + b"x" * 10 + b"\n", b"data: y"],  # the next line, unfinished
+])
+def test_an_event_at_the_limit_that_grows_raises(chunks):
+    with pytest.raises(SSEError, match="dropped an event larger"):
+        decode(*chunks, max_event_size=16)
 
 
 def test_limit_counts_all_lines_of_the_event():
