@@ -64,7 +64,7 @@ async def test_building_a_huge_request_does_not_freeze_the_loop(size):
     async with LoopTicker() as ticker:
         with pytest.raises(ResponseError, match="cannot reach"):
             await asyncio.wait_for(helpers.ask("llama", messages, base_url=helpers.closed_port_url()), GUARD)
-    assert ticker.longest < FREEZE / 2, f"the loop was held {ticker.longest:.3f} s"
+    assert ticker.longest_work < FREEZE / 2, f"the loop was held {ticker.longest_work:.3f} s"
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
@@ -78,7 +78,7 @@ async def test_compressed_text_less_events_never_freeze_the_loop(emulator, encod
         with contextlib.suppress(G4FTimeoutError):  # the usual end: no part of an answer within 0.3 s
             await ask(emulator, fault, timeout=0.3, total_timeout=0.6)
         await asyncio.sleep(0.02)  # the ticker's next wake-up measures the last step
-    assert ticker.longest < FREEZE
+    assert ticker.longest_work < FREEZE
     assert time.monotonic() - start < 10
     assert await until(lambda: emulator.open_streams == 0)
 

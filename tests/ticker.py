@@ -6,12 +6,20 @@ loop for seconds delays every other user. A test wraps the work in
 the longest gap between two wake-ups of a task that asks to wake every
 ``interval`` seconds, less that interval. The bound a test asserts is a
 failure signal (seconds of freeze), never a performance target.
+
+``longest_work`` counts only the time this process worked during each gap
+(its CPU time, all threads, capped by the gap): a loaded machine that runs
+something else for a while stalls every task without the code under test
+holding anything. A test of work on the loop (parsing, encoding, decoding, or
+a thread holding the GIL through a long C call) asserts on it; a test of a
+blocking wait (a join, a sleep) must use ``longest``, as waiting costs no CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from types import TracebackType
 
 
@@ -21,18 +29,20 @@ class LoopTicker:
     def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
         self.longest = 0.0  # seconds the loop was held beyond the interval
+        self.longest_work = 0.0  # the same, counting only time this process was working
         self.ticks = 0
         self._task: asyncio.Task | None = None
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
-        last = loop.time()
+        last, last_work = loop.time(), time.process_time()
         while True:
             await asyncio.sleep(self.interval)
-            now = loop.time()
+            now, work = loop.time(), time.process_time()
             self.longest = max(self.longest, now - last - self.interval)
+            self.longest_work = max(self.longest_work, min(now - last, work - last_work) - self.interval)
             self.ticks += 1
-            last = now
+            last, last_work = now, work
 
     async def __aenter__(self) -> LoopTicker:
         self._task = asyncio.create_task(self._tick())
