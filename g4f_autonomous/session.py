@@ -146,16 +146,16 @@ def _new_session(*, force_close: bool = False) -> aiohttp.ClientSession:
 class _Entry:
     """A loop's sessions: the pooled one, and one that never reuses a connection (for retries)."""
 
-    __slots__ = ("session", "keeper", "fresh", "pid")
+    __slots__ = ("session", "fresh", "pid", "keeper")
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self.session = session
-        self.keeper: AsyncGenerator[None, None] | None = None
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.session = _new_session()
         self.fresh: aiohttp.ClientSession | None = None
         self.pid = os.getpid()
+        self.keeper = _close_with_loop(loop, self)  # parked on the loop by ``_entry``
 
     def fresh_session(self) -> aiohttp.ClientSession:
-        if self.fresh is None or self.fresh.closed:
+        if self.fresh is None:
             # force_close: no connection is kept, so every request opens a new one.
             self.fresh = _new_session(force_close=True)
         return self.fresh
@@ -196,14 +196,27 @@ def _watch_close(loop: asyncio.AbstractEventLoop) -> None:
     if loop in _watched:
         return
     close = loop.close
+    closer: list[threading.Thread] = []
 
     def close_session_then_loop() -> None:
-        entry = _pool.get(loop)
-        try:
-            if entry is not None and entry.keeper is not None and not loop.is_running() and not loop.is_closed():
-                _run_on(loop, entry.keeper.aclose())
-        finally:
+        if closer:
+            return  # a thread is closing it (see below): close() again has nothing to do
+        # A running loop's close() refuses, and its session stays pooled.
+        entry = None if loop.is_running() else _pool.pop(loop, None)
+        if entry is None:
             close()
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the usual case: no loop runs in this thread
+            _close_session_then(loop, entry, close)
+            return
+        # Closed from a task of another loop: a thread runs one loop at a time,
+        # so this one closes its session, then itself, in a thread of its own,
+        # which the caller's loop does not wait for (close() does not wait for
+        # the loop's default executor either): the loop is closed a moment later.
+        closer.append(threading.Thread(target=_close_session_then, args=(loop, entry, close), name="g4f-close"))
+        closer[0].start()
 
     try:
         loop.close = close_session_then_loop  # type: ignore[method-assign]
@@ -214,21 +227,11 @@ def _watch_close(loop: asyncio.AbstractEventLoop) -> None:
     _watched.add(loop)
 
 
-def _run_on(loop: asyncio.AbstractEventLoop, coroutine: Any) -> None:
+def _close_session_then(loop: asyncio.AbstractEventLoop, entry: _Entry, close: Any) -> None:
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        loop.run_until_complete(coroutine)  # the usual case: no loop runs in this thread
-        return
-    # Closed from a task of another loop: a thread runs one loop at a time,
-    # so this one finishes its session in a short-lived thread of its own.
-    # Joining it holds the running loop, as any synchronous close() must: it
-    # cannot return before the loop is closed. That is a few loop turns (the
-    # connections are closed or aborted, not drained): 0.5 ms with one
-    # connection, 2.3 ms with 50, measured from a task of another loop.
-    worker = threading.Thread(target=loop.run_until_complete, args=(coroutine,), name="g4f-autonomous-close")
-    worker.start()
-    worker.join()
+        loop.run_until_complete(entry.keeper.aclose())
+    finally:
+        close()
 
 
 def _forget_parent_pool() -> None:
@@ -248,10 +251,8 @@ async def _entry() -> _Entry:
     entry = _pool.get(loop)
     if entry is not None and not entry.session.closed:
         return entry
-    entry = _Entry(_new_session())
-    keeper = _close_with_loop(loop, entry)
-    await keeper.__anext__()  # now the loop tracks it and will finalise it
-    entry.keeper = keeper
+    entry = _Entry(loop)
+    await entry.keeper.__anext__()  # now the loop tracks it and will finalise it
     _pool[loop] = entry
     _watch_close(loop)
     return entry
@@ -265,7 +266,7 @@ async def pooled_session() -> aiohttp.ClientSession:
 async def close_pooled_session() -> None:
     """Close this loop's session now (optional: loop shutdown does it too)."""
     entry = _pool.pop(asyncio.get_running_loop(), None)
-    if entry is not None and entry.keeper is not None:
+    if entry is not None:
         await entry.keeper.aclose()
 
 

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import json
 import os
+import threading
 from collections import deque
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 from helpers import ask, text_of
+from polling import until
 
 from g4f_autonomous import session as pool
 from g4f_autonomous import wire
@@ -82,18 +84,43 @@ def test_loops_closed_by_hand_leave_no_socket_open(threaded_emulator):
 
 
 @linux_only
-async def test_loop_closed_by_hand_inside_another_running_loop_closes_its_session(emulator):
+async def test_loop_closed_by_hand_inside_another_running_loop_closes_its_session_without_holding_this_one(emulator):
     url = wire.endpoint_url(emulator.base_url, "llama")
     other = asyncio.new_event_loop()
-    try:
-        assert b"[DONE]" in await asyncio.to_thread(other.run_until_complete, post_and_read(url))
-        session = pool._pool[other].session
-        assert sockets_to(port_of(emulator.base_url)) == 1
-    finally:
-        other.close()  # called while this test's loop runs in this thread
+    assert b"[DONE]" in await asyncio.to_thread(other.run_until_complete, post_and_read(url))
+    session = pool._pool[other].session
+    assert sockets_to(port_of(emulator.base_url)) == 1
+    # The other loop's close lasts until the gate opens: the first callback it runs waits for it.
+    gate = threading.Event()
+    other.call_soon(gate.wait, 10)
+    other.close()  # called while this test's loop runs in this thread
+    other.close()  # again, while it is being closed: nothing more to do
+    assert not other.is_closed()  # close() returned without waiting for the other loop
+    gate.set()
+    assert await until(other.is_closed)
     assert session.closed
     assert other not in pool._pool
     assert sockets_to(port_of(emulator.base_url)) == 0
+    gc.collect()  # nothing left to warn about (ResourceWarning is an error here)
+
+
+def test_closing_a_loop_that_runs_in_another_thread_fails_and_keeps_its_session(threaded_emulator):
+    url = wire.endpoint_url(threaded_emulator.base_url, "llama")
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+    try:
+        assert b"[DONE]" in asyncio.run_coroutine_threadsafe(post_and_read(url), loop).result(10)
+        session = asyncio.run_coroutine_threadsafe(pool.pooled_session(), loop).result(10)
+        with pytest.raises(RuntimeError, match="running"):
+            loop.close()
+        assert asyncio.run_coroutine_threadsafe(pool.pooled_session(), loop).result(10) is session
+        assert not session.closed
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(10)
+        loop.close()
+    assert session.closed
 
 
 @linux_only
