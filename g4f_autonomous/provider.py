@@ -30,9 +30,6 @@ from .request import Request, build_request
 WORKING_ENV = "G4F_AUTONOMOUS_WORKING"
 HEALTH_READ_LIMIT = 2**16
 HEALTH_TIMEOUT = 10.0  # seconds for the whole probe
-# A call's waits, connecting included, are bounded by its Deadline, armed before the POST:
-# aiohttp's own timeouts would only race it.
-NO_CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=None)
 # Messages larger than this (characters of text, or a count of messages) are
 # checked and encoded in a worker thread. On the loop, 10 MB held it 150-310 ms
 # and 100,000 short messages 210 ms (bench.hostile's 413 and 10 MB rows); in a
@@ -134,12 +131,10 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             try:
                 response = await deadline.wait(pool.post(
                     request.endpoint, body=request.body, headers=request.headers, proxy=request.proxy,
-                    proxy_headers=request.proxy_headers, timeout=NO_CLIENT_TIMEOUT,
+                    proxy_headers=request.proxy_headers,
                 ))
             except Expired:
                 raise deadline.error(origin) from None
-            # aiohttp's connect timeout is set to the gap, so the deadline (armed before it) ends
-            # the wait first; were it ever to fire, it is a ClientError, reported as unreachable.
             except TRANSPORT_ERRORS as error:
                 raise errors.unreachable(origin, error) from None
             finished = False

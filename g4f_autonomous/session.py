@@ -60,21 +60,23 @@ class _Handler(ResponseHandler):
     with aiohttp's C parser as with its pure-Python one.
     """
 
+    request_began: float  # time.monotonic() when the current request was handed to the connection
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
-        self.requests = 0  # requests begun on this connection: more than one means it was reused
-        self.request_began = 0.0  # time.monotonic() when the current request was handed to the connection
-        self.answer_bytes = 0  # bytes received since then
+        # Requests begun on this connection (more than one: it was reused), and bytes received since
+        # the current one began (bytes can come before the first).
+        self.requests = self.answer_bytes = 0
         self.peer_closed_at: float | None = None  # when the server's FIN or reset arrived
 
-    def set_response_params(self, *args: Any, **kwargs: Any) -> None:
+    def set_response_params(self, **kwargs: Any) -> None:  # aiohttp passes keywords only
         self.requests += 1
         self.request_began = time.monotonic()
         self.answer_bytes = 0  # before aiohttp hands bytes that came early to the new parser
-        attempt = _current_attempt.get()
+        attempt = _first_try.get()
         if attempt is not None:
-            attempt.protocol = self
-        super().set_response_params(*args, **kwargs)
+            attempt.append(self)
+        super().set_response_params(**kwargs)
 
     def data_received(self, data: bytes) -> None:
         self.answer_bytes += len(data)
@@ -110,36 +112,29 @@ class _Connector(aiohttp.TCPConnector):
         self._factory = functools.partial(_Handler, loop=self._loop)  # type: ignore[assignment]
 
 
-class _Attempt:
-    """The first try of one ``post``: the connection aiohttp chose for it, once chosen."""
-
-    __slots__ = ("protocol",)
-
-    def __init__(self) -> None:
-        self.protocol: _Handler | None = None
-
-
 # aiohttp gives no handle on the connection of a request that failed, so the
-# connection reports itself to the ``post`` running in the same task.
-_current_attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
-    "g4f_autonomous_attempt", default=None,
+# connection reports itself to the first try of the ``post`` running in the same
+# task: the last one listed carried the request.
+_first_try: contextvars.ContextVar[list[_Handler] | None] = contextvars.ContextVar(
+    "g4f_autonomous_first_try", default=None,
 )
 
 
-def _new_session(*, force_close: bool = False) -> aiohttp.ClientSession:
+def _new_session(*, force_close: bool) -> aiohttp.ClientSession:
     # limit=0: g4f callers decide their own concurrency; a cap here would
     # silently queue streams behind each other.
     # The threaded resolver (the system's, with /etc/hosts) even where aiodns is installed.
-    connector = _Connector(limit=0, ttl_dns_cache=300, resolver=aiohttp.ThreadedResolver(), force_close=force_close)
+    connector = _Connector(limit=0, resolver=aiohttp.ThreadedResolver(), force_close=force_close)
+    # No time limit: a call's waits, connecting included, are bounded by the
+    # provider's deadline, armed before the POST; aiohttp's would only race it.
     # No cookie jar: one pooled session serves every user of a g4f server, so a
     # cookie one answer set would ride along on everybody's next request.
     # auto_decompress=False: aiohttp would inflate a whole read in one step on the
     # loop; answer.Body decodes in bounded slices instead, and only the encodings
     # it can bound are asked for (a caller's own Accept-Encoding still wins).
     return aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=None),
-        cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
-        headers={"Accept-Encoding": ACCEPT_ENCODING},
+        connector=connector, timeout=aiohttp.ClientTimeout(), cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False, headers={"accept-encoding": ACCEPT_ENCODING},
     )
 
 
@@ -149,7 +144,7 @@ class _Entry:
     __slots__ = ("session", "fresh", "pid", "keeper")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.session = _new_session()
+        self.session = _new_session(force_close=False)
         self.fresh: aiohttp.ClientSession | None = None
         self.pid = os.getpid()
         self.keeper = _close_with_loop(loop, self)  # parked on the loop by ``_entry``
@@ -215,7 +210,7 @@ def _watch_close(loop: asyncio.AbstractEventLoop) -> None:
         # so this one closes its session, then itself, in a thread of its own,
         # which the caller's loop does not wait for (close() does not wait for
         # the loop's default executor either): the loop is closed a moment later.
-        closer.append(threading.Thread(target=_close_session_then, args=(loop, entry, close), name="g4f-close"))
+        closer.append(threading.Thread(target=_close_session_then, args=(loop, entry, close)))
         closer[0].start()
 
     try:
@@ -277,30 +272,31 @@ async def post(
     headers: dict[str, str],
     proxy: str | None = None,
     proxy_headers: dict[str, str] | None = None,
-    timeout: aiohttp.ClientTimeout,
 ) -> aiohttp.ClientResponse:
     """POST ``body`` on the running loop's pooled session; the caller releases the response.
 
     A request that failed is sent again, once and on a new connection, only
     under the rule in ``may_resend``. Errors are aiohttp's own.
     """
-    entry = await _entry()
-    attempt = _Attempt()
-    token = _current_attempt.set(attempt)
-    try:
-        return await entry.session.post(
+    def send(session: aiohttp.ClientSession) -> Any:
+        return session.post(
             url, data=_payload(body), headers=headers, proxy=proxy, proxy_headers=proxy_headers,
-            timeout=timeout, allow_redirects=False,  # see below
+            allow_redirects=False,  # a redirect would re-send the user's messages to whatever host it names
         )
-    except aiohttp.ClientError as error:
-        if not (_connection_went_away(error) and attempt.protocol is not None and attempt.protocol.may_resend()):
+
+    entry = await _entry()
+    connections: list[_Handler] = []
+    token = _first_try.set(connections)
+    try:
+        return await send(entry.session)
+    except aiohttp.ClientError:
+        # The rule looks at the connection, not at the error: whatever aiohttp
+        # calls it, a server that closed as the rule says never saw the request.
+        if not (connections and connections[-1].may_resend()):
             raise
     finally:
-        _current_attempt.reset(token)
-    return await entry.fresh_session().post(
-        url, data=_payload(body), headers=headers, proxy=proxy, proxy_headers=proxy_headers, timeout=timeout,
-        allow_redirects=False,  # a redirect would re-send the user's messages to whatever host it names
-    )
+        _first_try.reset(token)
+    return await send(entry.fresh_session())
 
 
 def _payload(body: bytes) -> bytes | io.BytesIO:
@@ -308,17 +304,6 @@ def _payload(body: bytes) -> bytes | io.BytesIO:
     # that it may block the loop; a file-like body is sent in pieces. A new
     # one per attempt: a retry must send the whole body again.
     return io.BytesIO(body) if len(body) > LARGE_BODY else body
-
-
-# aiohttp >= 3.10 raises this for a write on a connection already closing.
-_WRITE_ON_CLOSING = getattr(aiohttp, "ClientConnectionResetError", ())
-
-
-def _connection_went_away(error: aiohttp.ClientError) -> bool:
-    """Whether ``error`` says the connection closed under the request (not a timeout, not a connect failure)."""
-    if isinstance(error, aiohttp.ClientConnectorError):
-        return False
-    return isinstance(error, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, _WRITE_ON_CLOSING))
 
 
 def may_resend(*, reused: bool, answer_bytes: int, closed_after: float | None) -> bool:
