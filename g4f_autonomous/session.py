@@ -15,7 +15,7 @@ A forked child drops the pool: the pooled sockets are its parent's.
 A request is sent at most once, except when it met the server's close of an
 idle kept-alive connection: then it is sent again, once, on a new connection.
 ``may_resend`` states the rule that tells the two apart, and why. The facts it
-needs (was the connection reused, how many bytes of an answer arrived, when the
+needs (was the connection reused, did a byte of an answer arrive, when the
 server's close came) are counted by the connection's own protocol object
 (``_Handler``), which costs next to nothing per request, unlike aiohttp's
 trace hooks.
@@ -56,7 +56,7 @@ class _Handler(ResponseHandler):
     aiohttp calls ``set_response_params`` once per request, just before the
     request is written, and builds a new response parser there: from then on
     every byte the connection delivers belongs to this request's answer.
-    Counting here, where the transport hands bytes over, gives the same count
+    Noting it here, where the transport hands bytes over, gives the same answer
     with aiohttp's C parser as with its pure-Python one.
     """
 
@@ -64,22 +64,24 @@ class _Handler(ResponseHandler):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
-        # Requests begun on this connection (more than one: it was reused), and bytes received since
-        # the current one began (bytes can come before the first).
-        self.requests = self.answer_bytes = 0
+        # Requests begun on this connection (more than one: it was reused), and
+        # the number of the last one during which bytes arrived (0: none yet).
+        self.requests = self.answered = 0
         self.peer_closed_at: float | None = None  # when the server's FIN or reset arrived
 
     def set_response_params(self, **kwargs: Any) -> None:  # aiohttp passes keywords only
         self.requests += 1
+        # Counted before aiohttp hands bytes that came early to the new parser
+        # (through data_received): they are this request's answer.
         self.request_began = time.monotonic()
-        self.answer_bytes = 0  # before aiohttp hands bytes that came early to the new parser
         attempt = _first_try.get()
         if attempt is not None:
             attempt.append(self)
         super().set_response_params(**kwargs)
 
     def data_received(self, data: bytes) -> None:
-        self.answer_bytes += len(data)
+        if data:  # aiohttp itself calls this with b"" when it resumes reading
+            self.answered = self.requests
         super().data_received(data)
 
     def eof_received(self) -> None:
@@ -94,7 +96,7 @@ class _Handler(ResponseHandler):
     def may_resend(self) -> bool:
         """The resend rule (``may_resend``) applied to the current request."""
         closed_after = None if self.peer_closed_at is None else self.peer_closed_at - self.request_began
-        return may_resend(reused=self.requests > 1, answer_bytes=self.answer_bytes, closed_after=closed_after)
+        return may_resend(reused=self.requests > 1, answered=self.answered == self.requests, closed_after=closed_after)
 
     def _peer_closed(self) -> None:
         if self.peer_closed_at is None:
@@ -120,7 +122,7 @@ _first_try: contextvars.ContextVar[list[_Handler] | None] = contextvars.ContextV
 )
 
 
-def _new_session(*, force_close: bool) -> aiohttp.ClientSession:
+def _new_session(*, force_close: bool = False) -> aiohttp.ClientSession:
     # limit=0: g4f callers decide their own concurrency; a cap here would
     # silently queue streams behind each other.
     # The threaded resolver (the system's, with /etc/hosts) even where aiodns is installed.
@@ -144,7 +146,7 @@ class _Entry:
     __slots__ = ("session", "fresh", "pid", "keeper")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.session = _new_session(force_close=False)
+        self.session = _new_session()
         self.fresh: aiohttp.ClientSession | None = None
         self.pid = os.getpid()
         self.keeper = _close_with_loop(loop, self)  # parked on the loop by ``_entry``
@@ -306,11 +308,12 @@ def _payload(body: bytes) -> bytes | io.BytesIO:
     return io.BytesIO(body) if len(body) > LARGE_BODY else body
 
 
-def may_resend(*, reused: bool, answer_bytes: int, closed_after: float | None) -> bool:
+def may_resend(*, reused: bool, answered: bool, closed_after: float | None) -> bool:
     """Whether a request whose connection went away can be sent again without risk of doing its work twice.
 
-    ``closed_after`` is how long after the request was handed to the
-    connection the server's FIN or reset arrived (None: it never did).
+    ``answered``: a byte of an answer arrived. ``closed_after`` is how long
+    after the request was handed to the connection the server's FIN or reset
+    arrived (None: it never did).
 
     A server may close a kept-alive connection it thinks idle just as the next
     request goes out on it. That close was sent before the request reached the
@@ -333,4 +336,4 @@ def may_resend(*, reused: bool, answer_bytes: int, closed_after: float | None) -
     the connection within the window without a byte of answer; it cannot be
     told apart from the race.
     """
-    return reused and answer_bytes == 0 and closed_after is not None and closed_after <= RESEND_WINDOW
+    return reused and not answered and closed_after is not None and closed_after <= RESEND_WINDOW

@@ -167,19 +167,19 @@ async def post_and_read(url: str, body: bytes = BODY) -> bytes:
 # --- the rule alone ---------------------------------------------------------------
 
 @pytest.mark.parametrize(
-    ("reused", "answer_bytes", "closed_after", "expected"),
+    ("reused", "answered", "closed_after", "expected"),
     [
-        (True, 0, 0.001, True),  # the idle-close race
-        (True, 0, -0.001, True),  # the close was there before the request went out
-        (True, 0, pool.RESEND_WINDOW, True),
-        (True, 0, pool.RESEND_WINDOW + 0.001, False),  # held: it may be working on it
-        (True, 1, 0.001, False),  # one byte of an answer: it took the request
-        (True, 0, None, False),  # the server never closed (a timeout, our own close)
-        (False, 0, 0.001, False),  # a new connection: nothing idle to close
+        (True, False, 0.001, True),  # the idle-close race
+        (True, False, -0.001, True),  # the close was there before the request went out
+        (True, False, pool.RESEND_WINDOW, True),
+        (True, False, pool.RESEND_WINDOW + 0.001, False),  # held: it may be working on it
+        (True, True, 0.001, False),  # a byte of an answer: it took the request
+        (True, False, None, False),  # the server never closed (a timeout, our own close)
+        (False, False, 0.001, False),  # a new connection: nothing idle to close
     ],
 )
-def test_the_resend_rule(reused, answer_bytes, closed_after, expected):
-    assert pool.may_resend(reused=reused, answer_bytes=answer_bytes, closed_after=closed_after) is expected
+def test_the_resend_rule(reused, answered, closed_after, expected):
+    assert pool.may_resend(reused=reused, answered=answered, closed_after=closed_after) is expected
 
 
 # --- an upstream that took the request, then died ----------------------------------
@@ -196,7 +196,7 @@ async def took_it_then_died(upstream: Upstream, death: str, body: bytes = BODY) 
     assert await post_and_read(upstream.url) == b"ok"  # and the pool still works
 
 
-async def test_a_request_the_upstream_took_and_held_is_not_sent_again():
+async def test_a_request_the_upstream_took_is_not_sent_again():
     # Three upstreams at once, each on its own pooled connection, so the holds overlap:
     # a FIN, a reset, and a FIN after a large request, sent in pieces (over LARGE_BODY),
     # for which the window counts from before the first piece.
