@@ -411,6 +411,51 @@ async def test_concurrent_requests_are_not_capped():
         await server.wait_closed()
 
 
+class ClockAheadLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock a test moves forward: what was due by then runs at its next turn."""
+
+    ahead = 0.0
+
+    def time(self) -> float:
+        return super().time() + self.ahead
+
+
+def test_the_pooled_session_puts_no_time_limit_of_its_own_on_a_request():
+    # aiohttp's default ends a request after 5 minutes; a call is bounded by the provider's deadline instead.
+    async def exchange() -> bytes:
+        arrived, answer = asyncio.Event(), asyncio.Event()
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            arrived.set()
+            await answer.wait()
+            writer.write(OK_ANSWER)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/chat"
+        try:
+            request = asyncio.ensure_future(pool.post(url, body=BODY, headers=HEADERS))
+            await asyncio.wait_for(arrived.wait(), 10)
+            loop.ahead += 3600  # an hour later
+            for _ in range(3):
+                await asyncio.sleep(0)
+            answer.set()
+            response = await asyncio.wait_for(request, 10)
+            return await response.read()
+        finally:
+            await pool.close_pooled_session()
+            server.close()
+            await server.wait_closed()
+
+    loop = ClockAheadLoop()
+    try:
+        assert loop.run_until_complete(exchange()) == b"ok"
+    finally:
+        loop.close()
+
+
 class RecordingProxy:
     """Records the first request it gets on each connection, answers ``reply``, and closes."""
 
