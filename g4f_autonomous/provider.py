@@ -49,7 +49,8 @@ def _max_tokens(value: Any) -> int | None:
 
 
 def _working_from_env() -> bool:
-    return os.environ.get(WORKING_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    value = os.environ.get(WORKING_ENV)
+    return value is None or value.strip().lower() not in ("0", "false", "no", "off")
 
 
 class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
@@ -111,7 +112,6 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
         max_tokens = _max_tokens(max_tokens)
-        stream = bool(stream)
         # The upstream takes no limit, so the provider keeps max_tokens by counting
         # deltas as g4f's client counts chunks: for that it asks for a stream even
         # when the caller wants the answer whole (it is then held and given as one).
@@ -137,20 +137,15 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
                 raise deadline.error(origin) from None
             except TRANSPORT_ERRORS as error:
                 raise errors.unreachable(origin, error) from None
-            finished = False
             try:
                 # g4f's client enforces max_tokens by counting chunks: joined deltas would defeat it.
-                join = bool(join_deltas) and max_tokens is None
+                join = join_deltas and max_tokens is None
                 async for item in read_answer(response, origin, deadline, stream, join, max_tokens):
                     yield item
-                finished = True
             finally:
-                # An early stop (break, aclose, cancel) or an error must drop the
-                # connection at once: the rest of the body is unread.
-                if finished:
-                    response.release()
-                else:
-                    response.close()
+                # aiohttp keeps the connection only if the body was read to its end: an early
+                # stop (break, aclose, cancel) or an error drops it, the rest of the body unread.
+                response.release()
         finally:
             deadline.close()
         if return_conversation:

@@ -23,7 +23,7 @@ def test_body_carries_the_model_thread_stream_flag_and_encoded_messages():
     assert body == {"messages": wire.encode_messages(MESSAGES), "threadId": "thread-7", "stream": False,
                     "aiAgent": "hermes"}
     assert json.loads(base64.b64decode(body["messages"])) == MESSAGES
-    assert (request.endpoint, request.stream, request.thread_id) == (BASE + "/chat-hermes", False, "thread-7")
+    assert (request.endpoint, request.thread_id) == (BASE + "/chat-hermes", "thread-7")
 
 
 def test_each_call_gets_a_fresh_thread_without_a_conversation():
@@ -148,7 +148,7 @@ def test_without_a_base_url_the_request_goes_to_the_public_service(monkeypatch):
     assert request.origin.endpoint == request.endpoint
     assert request.proxy_headers == {"Proxy-Authorization": "Basic " + base64.b64encode(b"u:p").decode()}
     assert request.headers is headers_for(None)
-    assert (request.seconds, request.total_timeout, request.stream) == (120.0, None, True)
+    assert (request.seconds, request.total_timeout, json.loads(request.body)["stream"]) == (120.0, None, True)
     assert build_request(model="llama", messages=MESSAGES).proxy_headers is None
 
 
