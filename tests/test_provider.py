@@ -21,8 +21,11 @@ from g4f.errors import ModelNotFoundError, ProviderNotWorkingError, ResponseErro
 from g4f.errors import TimeoutError as G4FTimeoutError
 from g4f.providers.response import FinishReason, JsonConversation, Usage
 from helpers import ask, texts
+from polling import until
+from test_session import ClockAheadLoop
 
 from g4f_autonomous import AutonomousAI, provider
+from g4f_autonomous import session as pool
 from g4f_autonomous.emulator import Fault
 
 HELLO = [{"role": "user", "content": "hello there"}]
@@ -465,3 +468,57 @@ async def test_only_a_request_over_the_limits_is_checked_and_built_off_the_loop(
     messages = [{"role": "user", "content": "hi"}] * others + [Watched(content, threads)]
     await ask("llama", messages, base_url=emulator.base_url)
     assert threads and (threads != {threading.get_ident()}) is off_loop
+
+
+def test_without_total_timeout_a_call_that_keeps_progressing_ends_at_the_default_total():
+    # answer.DEFAULT_TOTAL_TIMEOUT (600 s), the gap (timeout, 120 s) being shorter. A loop whose clock the test moves
+    # on: a delta every 100 s keeps the gap from expiring, and the sixth step passes 600 s.
+    delta = b'data: {"choices": [{"index": 0, "delta": {"content": "tok "}, "finish_reason": null}]}\n\n'
+    loop = ClockAheadLoop()
+
+    async def call() -> tuple[int, BaseException | None]:
+        step, over = asyncio.Event(), asyncio.Event()
+
+        async def drip(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await response.prepare(request)
+            while True:
+                await step.wait()
+                step.clear()
+                if over.is_set():
+                    return response
+                await response.write(delta)
+
+        app = web.Application()
+        app.router.add_post("/api/chat", drip)
+        runner, root = await start_app(app)
+        received: list[Any] = []
+
+        async def consume() -> None:
+            async for item in AutonomousAI.create_async_generator("llama", HELLO, base_url=root + "/api"):
+                received.append(item)
+
+        consumer = asyncio.ensure_future(consume())
+        try:
+            for sent in range(1, 8):
+                step.set()
+                assert await until(lambda: len(received) == sent or consumer.done())  # noqa: B023
+                if consumer.done():
+                    break
+                loop.ahead += 100
+            await asyncio.wait([consumer], timeout=10)
+            return len(received), consumer.exception() if consumer.done() else None
+        finally:
+            consumer.cancel()
+            over.set()
+            step.set()
+            await runner.cleanup()
+            await pool.close_pooled_session()
+
+    try:
+        deltas, error = loop.run_until_complete(call())
+    finally:
+        loop.close()
+    assert isinstance(error, G4FTimeoutError)
+    assert "did not end within 600 s" in str(error)
+    assert deltas == 6
