@@ -459,8 +459,8 @@ LIMIT = provider.OFF_LOOP_CHARACTERS
     (0, "x" * (LIMIT + 1), True),
     (1, "x" * (LIMIT - 2), False),  # the other message is "hi": characters of all messages add up
     (1, "x" * (LIMIT - 1), True),
-    (0, [{"type": "text", "text": "x" * (LIMIT - 2)}, {"type": "image_url"}, {"type": "text", "text": "hi"}], False),
-    (0, [{"type": "text", "text": "x" * (LIMIT - 1)}, {"type": "text", "text": "hi"}], True),
+    (1, [{"type": "text", "text": "x" * (LIMIT - 4)}, {"type": "image_url"}, {"type": "text", "text": "hi"}], False),
+    (1, [{"type": "text", "text": "x" * (LIMIT - 3)}, {"type": "text", "text": "hi"}], True),
 ], ids=["messages-at-limit", "messages-over", "text-at-limit", "text-over", "texts-at-limit", "texts-over",
         "parts-at-limit", "parts-over"])
 async def test_only_a_request_over_the_limits_is_checked_and_built_off_the_loop(emulator, others, content, off_loop):
