@@ -212,6 +212,9 @@ def _watch_close(loop: asyncio.AbstractEventLoop) -> None:
         # so this one closes its session, then itself, in a thread of its own,
         # which the caller's loop does not wait for (close() does not wait for
         # the loop's default executor either): the loop is closed a moment later.
+        # Only its signal handlers go now: only the main thread can remove them.
+        for signal_number in list(getattr(loop, "_signal_handlers", {})):
+            loop.remove_signal_handler(signal_number)
         closer.append(threading.Thread(target=_close_session_then, args=(loop, entry, close)))
         closer[0].start()
 

@@ -8,6 +8,7 @@ import gc
 import gzip
 import json
 import os
+import signal
 import threading
 from collections import deque
 from pathlib import Path
@@ -106,6 +107,17 @@ async def test_loop_closed_by_hand_inside_another_running_loop_closes_its_sessio
     assert other not in pool._pool
     assert sockets_to(port_of(emulator.base_url)) == 0
     gc.collect()  # nothing left to warn about (ResourceWarning is an error here)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
+async def test_a_loop_with_signal_handlers_closed_inside_another_loop_gives_its_signals_back(emulator):
+    url = wire.endpoint_url(emulator.base_url, "llama")
+    other = asyncio.new_event_loop()
+    other.add_signal_handler(signal.SIGUSR1, lambda: None)  # this thread is the main thread
+    assert b"[DONE]" in await asyncio.to_thread(other.run_until_complete, post_and_read(url))
+    other.close()
+    assert await until(other.is_closed)
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
 
 
 def test_closing_a_loop_that_runs_in_another_thread_fails_and_keeps_its_session(threaded_emulator):
