@@ -176,7 +176,8 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             result["url"] = wire.redact_url(url)
             session = await pool.pooled_session()
             async with session.get(
-                url, headers=wire.build_headers(), timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT)
+                url, headers=wire.build_headers(), timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT),
+                auto_decompress=False,  # answer.Body decodes, in bounded slices
             ) as response:
                 text = (await read_up_to(response, HEALTH_READ_LIMIT)).decode(errors="replace")
                 result["status"] = response.status

@@ -131,12 +131,13 @@ def _new_session(*, force_close: bool = False) -> aiohttp.ClientSession:
     # provider's deadline, armed before the POST; aiohttp's would only race it.
     # No cookie jar: one pooled session serves every user of a g4f server, so a
     # cookie one answer set would ride along on everybody's next request.
-    # auto_decompress=False: aiohttp would inflate a whole read in one step on the
-    # loop; answer.Body decodes in bounded slices instead, and only the encodings
-    # it can bound are asked for (a caller's own Accept-Encoding still wins).
+    # Only the encodings answer.Body can decode with a bound are asked for (a
+    # caller's own Accept-Encoding still wins); each request then asks aiohttp
+    # not to decode (auto_decompress=False), which would inflate a whole read
+    # in one step on the loop.
     return aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(), cookie_jar=aiohttp.DummyCookieJar(),
-        auto_decompress=False, headers={"accept-encoding": ACCEPT_ENCODING},
+        headers={"accept-encoding": ACCEPT_ENCODING},
     )
 
 
@@ -285,7 +286,7 @@ async def post(
     """
     def send(session: aiohttp.ClientSession) -> Any:
         return session.post(
-            url, data=_payload(body), headers=headers, proxy=proxy, proxy_headers=proxy_headers,
+            url, data=_payload(body), headers=headers, proxy=proxy, proxy_headers=proxy_headers, auto_decompress=False,
             allow_redirects=False,  # a redirect would re-send the user's messages to whatever host it names
         )
 
