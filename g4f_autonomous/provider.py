@@ -30,9 +30,6 @@ from .request import Request, build_request
 WORKING_ENV = "G4F_AUTONOMOUS_WORKING"
 HEALTH_READ_LIMIT = 2**16
 HEALTH_TIMEOUT = 10.0  # seconds for the whole probe
-# A call's waits, connecting included, are bounded by its Deadline, armed before the POST:
-# aiohttp's own timeouts would only race it.
-NO_CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=None)
 # Messages larger than this (characters of text, or a count of messages) are
 # checked and encoded in a worker thread. On the loop, 10 MB held it 150-310 ms
 # and 100,000 short messages 210 ms (bench.hostile's 413 and 10 MB rows); in a
@@ -52,7 +49,8 @@ def _max_tokens(value: Any) -> int | None:
 
 
 def _working_from_env() -> bool:
-    return os.environ.get(WORKING_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    value = os.environ.get(WORKING_ENV)
+    return value is None or value.strip().lower() not in ("0", "false", "no", "off")
 
 
 class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
@@ -114,7 +112,6 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
         max_tokens = _max_tokens(max_tokens)
-        stream = bool(stream)
         # The upstream takes no limit, so the provider keeps max_tokens by counting
         # deltas as g4f's client counts chunks: for that it asks for a stream even
         # when the caller wants the answer whole (it is then held and given as one).
@@ -134,28 +131,21 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             try:
                 response = await deadline.wait(pool.post(
                     request.endpoint, body=request.body, headers=request.headers, proxy=request.proxy,
-                    proxy_headers=request.proxy_headers, timeout=NO_CLIENT_TIMEOUT,
+                    proxy_headers=request.proxy_headers,
                 ))
             except Expired:
                 raise deadline.error(origin) from None
-            # aiohttp's connect timeout is set to the gap, so the deadline (armed before it) ends
-            # the wait first; were it ever to fire, it is a ClientError, reported as unreachable.
             except TRANSPORT_ERRORS as error:
                 raise errors.unreachable(origin, error) from None
-            finished = False
             try:
                 # g4f's client enforces max_tokens by counting chunks: joined deltas would defeat it.
-                join = bool(join_deltas) and max_tokens is None
+                join = join_deltas and max_tokens is None
                 async for item in read_answer(response, origin, deadline, stream, join, max_tokens):
                     yield item
-                finished = True
             finally:
-                # An early stop (break, aclose, cancel) or an error must drop the
-                # connection at once: the rest of the body is unread.
-                if finished:
-                    response.release()
-                else:
-                    response.close()
+                # aiohttp keeps the connection only if the body was read to its end: an early
+                # stop (break, aclose, cancel) or an error drops it, the rest of the body unread.
+                response.release()
         finally:
             deadline.close()
         if return_conversation:
@@ -186,7 +176,8 @@ class AutonomousAI(AsyncGeneratorProvider, ProviderModelMixin):
             result["url"] = wire.redact_url(url)
             session = await pool.pooled_session()
             async with session.get(
-                url, headers=wire.build_headers(), timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT)
+                url, headers=wire.build_headers(), timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT),
+                auto_decompress=False,  # answer.Body decodes, in bounded slices
             ) as response:
                 text = (await read_up_to(response, HEALTH_READ_LIMIT)).decode(errors="replace")
                 result["status"] = response.status

@@ -34,7 +34,6 @@ class Request:
     proxy_headers: dict[str, str] | None
     seconds: float  # the gap allowed between events (and for the answer to start)
     total_timeout: float | None
-    stream: bool
     thread_id: str
     origin: Origin  # for error messages: the endpoint as shown, and what to hide of the user's input
 
@@ -76,7 +75,6 @@ def build_request(
         proxy_headers=proxy_headers,
         seconds=seconds,
         total_timeout=positive_seconds("total_timeout", total_timeout, None),
-        stream=bool(stream),
         thread_id=thread_id,
         # Servers echo input in their errors: what they quote of it is hidden.
         origin=Origin(shown_endpoint, Redactor(
@@ -163,8 +161,6 @@ def credentials_of(url: str | None) -> list[str]:
 
 def thread_id_of(conversation: Any) -> str | None:
     """The thread to continue: ``conversation.thread_id`` (an object or a dict), if a non-empty string."""
-    if conversation is None:
-        return None
     if isinstance(conversation, Mapping):
         thread_id = conversation.get("thread_id")
     else:

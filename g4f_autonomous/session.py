@@ -15,7 +15,7 @@ A forked child drops the pool: the pooled sockets are its parent's.
 A request is sent at most once, except when it met the server's close of an
 idle kept-alive connection: then it is sent again, once, on a new connection.
 ``may_resend`` states the rule that tells the two apart, and why. The facts it
-needs (was the connection reused, how many bytes of an answer arrived, when the
+needs (was the connection reused, did a byte of an answer arrive, when the
 server's close came) are counted by the connection's own protocol object
 (``_Handler``), which costs next to nothing per request, unlike aiohttp's
 trace hooks.
@@ -56,28 +56,32 @@ class _Handler(ResponseHandler):
     aiohttp calls ``set_response_params`` once per request, just before the
     request is written, and builds a new response parser there: from then on
     every byte the connection delivers belongs to this request's answer.
-    Counting here, where the transport hands bytes over, gives the same count
+    Noting it here, where the transport hands bytes over, gives the same answer
     with aiohttp's C parser as with its pure-Python one.
     """
 
+    request_began: float  # time.monotonic() when the current request was handed to the connection
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
-        self.requests = 0  # requests begun on this connection: more than one means it was reused
-        self.request_began = 0.0  # time.monotonic() when the current request was handed to the connection
-        self.answer_bytes = 0  # bytes received since then
+        # Requests begun on this connection (more than one: it was reused), and
+        # the number of the last one during which bytes arrived (0: none yet).
+        self.requests = self.answered = 0
         self.peer_closed_at: float | None = None  # when the server's FIN or reset arrived
 
-    def set_response_params(self, *args: Any, **kwargs: Any) -> None:
+    def set_response_params(self, **kwargs: Any) -> None:  # aiohttp passes keywords only
         self.requests += 1
+        # Counted before aiohttp hands bytes that came early to the new parser
+        # (through data_received): they are this request's answer.
         self.request_began = time.monotonic()
-        self.answer_bytes = 0  # before aiohttp hands bytes that came early to the new parser
-        attempt = _current_attempt.get()
+        attempt = _first_try.get()
         if attempt is not None:
-            attempt.protocol = self
-        super().set_response_params(*args, **kwargs)
+            attempt.append(self)
+        super().set_response_params(**kwargs)
 
     def data_received(self, data: bytes) -> None:
-        self.answer_bytes += len(data)
+        if data:  # aiohttp itself calls this with b"" when it resumes reading
+            self.answered = self.requests
         super().data_received(data)
 
     def eof_received(self) -> None:
@@ -92,7 +96,7 @@ class _Handler(ResponseHandler):
     def may_resend(self) -> bool:
         """The resend rule (``may_resend``) applied to the current request."""
         closed_after = None if self.peer_closed_at is None else self.peer_closed_at - self.request_began
-        return may_resend(reused=self.requests > 1, answer_bytes=self.answer_bytes, closed_after=closed_after)
+        return may_resend(reused=self.requests > 1, answered=self.answered == self.requests, closed_after=closed_after)
 
     def _peer_closed(self) -> None:
         if self.peer_closed_at is None:
@@ -110,19 +114,11 @@ class _Connector(aiohttp.TCPConnector):
         self._factory = functools.partial(_Handler, loop=self._loop)  # type: ignore[assignment]
 
 
-class _Attempt:
-    """The first try of one ``post``: the connection aiohttp chose for it, once chosen."""
-
-    __slots__ = ("protocol",)
-
-    def __init__(self) -> None:
-        self.protocol: _Handler | None = None
-
-
 # aiohttp gives no handle on the connection of a request that failed, so the
-# connection reports itself to the ``post`` running in the same task.
-_current_attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
-    "g4f_autonomous_attempt", default=None,
+# connection reports itself to the first try of the ``post`` running in the same
+# task: the last one listed carried the request.
+_first_try: contextvars.ContextVar[list[_Handler] | None] = contextvars.ContextVar(
+    "g4f_autonomous_first_try", default=None,
 )
 
 
@@ -130,32 +126,34 @@ def _new_session(*, force_close: bool = False) -> aiohttp.ClientSession:
     # limit=0: g4f callers decide their own concurrency; a cap here would
     # silently queue streams behind each other.
     # The threaded resolver (the system's, with /etc/hosts) even where aiodns is installed.
-    connector = _Connector(limit=0, ttl_dns_cache=300, resolver=aiohttp.ThreadedResolver(), force_close=force_close)
+    connector = _Connector(limit=0, resolver=aiohttp.ThreadedResolver(), force_close=force_close)
+    # No time limit: a call's waits, connecting included, are bounded by the
+    # provider's deadline, armed before the POST; aiohttp's would only race it.
     # No cookie jar: one pooled session serves every user of a g4f server, so a
     # cookie one answer set would ride along on everybody's next request.
-    # auto_decompress=False: aiohttp would inflate a whole read in one step on the
-    # loop; answer.Body decodes in bounded slices instead, and only the encodings
-    # it can bound are asked for (a caller's own Accept-Encoding still wins).
+    # Only the encodings answer.Body can decode with a bound are asked for (a
+    # caller's own Accept-Encoding still wins); each request then asks aiohttp
+    # not to decode (auto_decompress=False), which would inflate a whole read
+    # in one step on the loop.
     return aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=None),
-        cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
-        headers={"Accept-Encoding": ACCEPT_ENCODING},
+        connector=connector, timeout=aiohttp.ClientTimeout(), cookie_jar=aiohttp.DummyCookieJar(),
+        headers={"accept-encoding": ACCEPT_ENCODING},
     )
 
 
 class _Entry:
     """A loop's sessions: the pooled one, and one that never reuses a connection (for retries)."""
 
-    __slots__ = ("session", "keeper", "fresh", "pid")
+    __slots__ = ("session", "fresh", "pid", "keeper")
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self.session = session
-        self.keeper: AsyncGenerator[None, None] | None = None
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.session = _new_session()
         self.fresh: aiohttp.ClientSession | None = None
         self.pid = os.getpid()
+        self.keeper = _close_with_loop(loop, self)  # parked on the loop by ``_entry``
 
     def fresh_session(self) -> aiohttp.ClientSession:
-        if self.fresh is None or self.fresh.closed:
+        if self.fresh is None:
             # force_close: no connection is kept, so every request opens a new one.
             self.fresh = _new_session(force_close=True)
         return self.fresh
@@ -196,14 +194,30 @@ def _watch_close(loop: asyncio.AbstractEventLoop) -> None:
     if loop in _watched:
         return
     close = loop.close
+    closer: list[threading.Thread] = []
 
     def close_session_then_loop() -> None:
-        entry = _pool.get(loop)
-        try:
-            if entry is not None and entry.keeper is not None and not loop.is_running() and not loop.is_closed():
-                _run_on(loop, entry.keeper.aclose())
-        finally:
+        if closer:
+            return  # a thread is closing it (see below): close() again has nothing to do
+        # A running loop's close() refuses, and its session stays pooled.
+        entry = None if loop.is_running() else _pool.pop(loop, None)
+        if entry is None:
             close()
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the usual case: no loop runs in this thread
+            _close_session_then(loop, entry, close)
+            return
+        # Closed from a task of another loop: a thread runs one loop at a time,
+        # so this one closes its session, then itself, in a thread of its own,
+        # which the caller's loop does not wait for (close() does not wait for
+        # the loop's default executor either): the loop is closed a moment later.
+        # Only its signal handlers go now: only the main thread can remove them.
+        for signal_number in list(getattr(loop, "_signal_handlers", {})):
+            loop.remove_signal_handler(signal_number)
+        closer.append(threading.Thread(target=_close_session_then, args=(loop, entry, close)))
+        closer[0].start()
 
     try:
         loop.close = close_session_then_loop  # type: ignore[method-assign]
@@ -214,21 +228,11 @@ def _watch_close(loop: asyncio.AbstractEventLoop) -> None:
     _watched.add(loop)
 
 
-def _run_on(loop: asyncio.AbstractEventLoop, coroutine: Any) -> None:
+def _close_session_then(loop: asyncio.AbstractEventLoop, entry: _Entry, close: Any) -> None:
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        loop.run_until_complete(coroutine)  # the usual case: no loop runs in this thread
-        return
-    # Closed from a task of another loop: a thread runs one loop at a time,
-    # so this one finishes its session in a short-lived thread of its own.
-    # Joining it holds the running loop, as any synchronous close() must: it
-    # cannot return before the loop is closed. That is a few loop turns (the
-    # connections are closed or aborted, not drained): 0.5 ms with one
-    # connection, 2.3 ms with 50, measured from a task of another loop.
-    worker = threading.Thread(target=loop.run_until_complete, args=(coroutine,), name="g4f-autonomous-close")
-    worker.start()
-    worker.join()
+        loop.run_until_complete(entry.keeper.aclose())
+    finally:
+        close()
 
 
 def _forget_parent_pool() -> None:
@@ -248,10 +252,8 @@ async def _entry() -> _Entry:
     entry = _pool.get(loop)
     if entry is not None and not entry.session.closed:
         return entry
-    entry = _Entry(_new_session())
-    keeper = _close_with_loop(loop, entry)
-    await keeper.__anext__()  # now the loop tracks it and will finalise it
-    entry.keeper = keeper
+    entry = _Entry(loop)
+    await entry.keeper.__anext__()  # now the loop tracks it and will finalise it
     _pool[loop] = entry
     _watch_close(loop)
     return entry
@@ -265,7 +267,7 @@ async def pooled_session() -> aiohttp.ClientSession:
 async def close_pooled_session() -> None:
     """Close this loop's session now (optional: loop shutdown does it too)."""
     entry = _pool.pop(asyncio.get_running_loop(), None)
-    if entry is not None and entry.keeper is not None:
+    if entry is not None:
         await entry.keeper.aclose()
 
 
@@ -276,30 +278,31 @@ async def post(
     headers: dict[str, str],
     proxy: str | None = None,
     proxy_headers: dict[str, str] | None = None,
-    timeout: aiohttp.ClientTimeout,
 ) -> aiohttp.ClientResponse:
     """POST ``body`` on the running loop's pooled session; the caller releases the response.
 
     A request that failed is sent again, once and on a new connection, only
     under the rule in ``may_resend``. Errors are aiohttp's own.
     """
-    entry = await _entry()
-    attempt = _Attempt()
-    token = _current_attempt.set(attempt)
-    try:
-        return await entry.session.post(
-            url, data=_payload(body), headers=headers, proxy=proxy, proxy_headers=proxy_headers,
-            timeout=timeout, allow_redirects=False,  # see below
+    def send(session: aiohttp.ClientSession) -> Any:
+        return session.post(
+            url, data=_payload(body), headers=headers, proxy=proxy, proxy_headers=proxy_headers, auto_decompress=False,
+            allow_redirects=False,  # a redirect would re-send the user's messages to whatever host it names
         )
-    except aiohttp.ClientError as error:
-        if not (_connection_went_away(error) and attempt.protocol is not None and attempt.protocol.may_resend()):
+
+    entry = await _entry()
+    connections: list[_Handler] = []
+    token = _first_try.set(connections)
+    try:
+        return await send(entry.session)
+    except aiohttp.ClientError:
+        # The rule looks at the connection, not at the error: whatever aiohttp
+        # calls it, a server that closed as the rule says never saw the request.
+        if not (connections and connections[-1].may_resend()):
             raise
     finally:
-        _current_attempt.reset(token)
-    return await entry.fresh_session().post(
-        url, data=_payload(body), headers=headers, proxy=proxy, proxy_headers=proxy_headers, timeout=timeout,
-        allow_redirects=False,  # a redirect would re-send the user's messages to whatever host it names
-    )
+        _first_try.reset(token)
+    return await send(entry.fresh_session())
 
 
 def _payload(body: bytes) -> bytes | io.BytesIO:
@@ -309,22 +312,12 @@ def _payload(body: bytes) -> bytes | io.BytesIO:
     return io.BytesIO(body) if len(body) > LARGE_BODY else body
 
 
-# aiohttp >= 3.10 raises this for a write on a connection already closing.
-_WRITE_ON_CLOSING = getattr(aiohttp, "ClientConnectionResetError", ())
-
-
-def _connection_went_away(error: aiohttp.ClientError) -> bool:
-    """Whether ``error`` says the connection closed under the request (not a timeout, not a connect failure)."""
-    if isinstance(error, aiohttp.ClientConnectorError):
-        return False
-    return isinstance(error, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, _WRITE_ON_CLOSING))
-
-
-def may_resend(*, reused: bool, answer_bytes: int, closed_after: float | None) -> bool:
+def may_resend(*, reused: bool, answered: bool, closed_after: float | None) -> bool:
     """Whether a request whose connection went away can be sent again without risk of doing its work twice.
 
-    ``closed_after`` is how long after the request was handed to the
-    connection the server's FIN or reset arrived (None: it never did).
+    ``answered``: a byte of an answer arrived. ``closed_after`` is how long
+    after the request was handed to the connection the server's FIN or reset
+    arrived (None: it never did).
 
     A server may close a kept-alive connection it thinks idle just as the next
     request goes out on it. That close was sent before the request reached the
@@ -347,4 +340,4 @@ def may_resend(*, reused: bool, answer_bytes: int, closed_after: float | None) -
     the connection within the window without a byte of answer; it cannot be
     told apart from the race.
     """
-    return reused and answer_bytes == 0 and closed_after is not None and closed_after <= RESEND_WINDOW
+    return reused and not answered and closed_after is not None and closed_after <= RESEND_WINDOW

@@ -9,12 +9,14 @@ SO_LINGER 0) are exact.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import struct
 import subprocess
 import sys
 from collections import deque
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -25,8 +27,9 @@ from g4f_autonomous import session as pool
 OK_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
 BODY = b'{"messages": [{"role": "user", "content": "hi"}]}'
 HEADERS = {"content-type": "application/json"}
-TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=30)
-HOLD = 1.0  # how long an upstream keeps a request it took before it dies: well past the resend window
+# How long an upstream keeps a request it took before it dies: past the resend window (0.25 s), and
+# exactly so, since the client's clock starts before the request is written and the server's after.
+HOLD = 0.35
 
 
 def reset_on_close(writer: asyncio.StreamWriter) -> None:
@@ -132,62 +135,80 @@ class Upstream:
 
 @pytest.fixture
 async def upstream():
-    server = Upstream()
-    await server.start()
-    try:
+    async with upstreams(1) as [server]:
         yield server
+
+
+@contextlib.asynccontextmanager
+async def upstreams(count: int) -> AsyncIterator[list[Upstream]]:
+    servers = [Upstream() for _ in range(count)]
+    try:
+        for server in servers:
+            await server.start()
+        yield servers
     finally:
         await pool.close_pooled_session()
-        await server.stop()
+        for server in servers:
+            await server.stop()
 
 
 async def post_and_read(url: str, body: bytes = BODY) -> bytes:
-    response = await pool.post(url, body=body, headers=HEADERS, proxy=None, proxy_headers=None, timeout=TIMEOUT)
-    try:
-        return await response.read()
-    finally:
-        response.release()
+    """One POST through ``pool.post``, its answer read whole, within 10 s (a hang fails the test)."""
+    async def exchange() -> bytes:
+        response = await pool.post(url, body=body, headers=HEADERS)
+        try:
+            return await response.read()
+        finally:
+            response.release()
+
+    return await asyncio.wait_for(exchange(), 10)
 
 
 # --- the rule alone ---------------------------------------------------------------
 
 @pytest.mark.parametrize(
-    ("reused", "answer_bytes", "closed_after", "expected"),
+    ("reused", "answered", "closed_after", "expected"),
     [
-        (True, 0, 0.001, True),  # the idle-close race
-        (True, 0, -0.001, True),  # the close was there before the request went out
-        (True, 0, pool.RESEND_WINDOW, True),
-        (True, 0, pool.RESEND_WINDOW + 0.001, False),  # held: it may be working on it
-        (True, 1, 0.001, False),  # one byte of an answer: it took the request
-        (True, 0, None, False),  # the server never closed (a timeout, our own close)
-        (False, 0, 0.001, False),  # a new connection: nothing idle to close
+        (True, False, 0.001, True),  # the idle-close race
+        (True, False, -0.001, True),  # the close was there before the request went out
+        (True, False, pool.RESEND_WINDOW, True),
+        (True, False, pool.RESEND_WINDOW + 0.001, False),  # held: it may be working on it
+        (True, True, 0.001, False),  # a byte of an answer: it took the request
+        (True, False, None, False),  # the server never closed (a timeout, our own close)
+        (False, False, 0.001, False),  # a new connection: nothing idle to close
     ],
 )
-def test_the_resend_rule(reused, answer_bytes, closed_after, expected):
-    assert pool.may_resend(reused=reused, answer_bytes=answer_bytes, closed_after=closed_after) is expected
+def test_the_resend_rule(reused, answered, closed_after, expected):
+    assert pool.may_resend(reused=reused, answered=answered, closed_after=closed_after) is expected
 
 
 # --- an upstream that took the request, then died ----------------------------------
 
-@pytest.mark.parametrize("death", ["fin", "rst", "partial-fin", "partial-rst"])
-async def test_a_request_the_upstream_took_is_not_sent_again(upstream, death):
+async def took_it_then_died(upstream: Upstream, death: str, body: bytes = BODY) -> None:
     upstream.script.extend(["answer", death])
-    assert await post_and_read(upstream.url) == b"ok"  # now the connection is pooled
-    with pytest.raises(aiohttp.ClientError):
-        await asyncio.wait_for(post_and_read(upstream.url), 10)
+    assert await post_and_read(upstream.url, body) == b"ok"  # now the connection is pooled
+    # A reset is reported as one (an OSError), a FIN as the server's disconnect.
+    expected = aiohttp.ClientOSError if death.endswith("rst") else aiohttp.ServerDisconnectedError
+    with pytest.raises(expected):
+        await post_and_read(upstream.url, body)
     assert upstream.taken == [1, 1]  # the second request reached the upstream once
     assert upstream.connections == 1
     assert await post_and_read(upstream.url) == b"ok"  # and the pool still works
 
 
-async def test_a_large_request_the_upstream_took_is_not_sent_again(upstream):
-    # Sent in pieces (over LARGE_BODY): the window counts from before the first piece.
+async def test_a_request_the_upstream_took_is_not_sent_again():
+    # Three upstreams at once, each on its own pooled connection, so the holds overlap:
+    # a FIN, a reset, and a FIN after a large request, sent in pieces (over LARGE_BODY),
+    # for which the window counts from before the first piece.
     large = b"x" * (pool.LARGE_BODY + 12345)
-    upstream.script.extend(["answer", "fin"])
-    assert await post_and_read(upstream.url, large) == b"ok"
-    with pytest.raises(aiohttp.ClientError):
-        await asyncio.wait_for(post_and_read(upstream.url, large), 10)
-    assert upstream.taken == [1, 1]
+    async with upstreams(3) as [fin, rst, after_large]:
+        await asyncio.gather(took_it_then_died(fin, "fin"), took_it_then_died(rst, "rst"),
+                             took_it_then_died(after_large, "fin", large))
+
+
+@pytest.mark.parametrize("death", ["partial-fin", "partial-rst"])
+async def test_a_request_the_upstream_began_to_answer_is_not_sent_again(upstream, death):
+    await took_it_then_died(upstream, death)
 
 
 # --- the idle-close race ---------------------------------------------------------------
@@ -213,7 +234,7 @@ def close_idle_connection(upstream: Upstream, when: str, reset: bool) -> None:
 async def test_a_request_that_met_the_idle_close_is_answered_through_one_resend(upstream, when, reset):
     assert await post_and_read(upstream.url) == b"ok"
     close_idle_connection(upstream, when, reset)
-    assert await asyncio.wait_for(post_and_read(upstream.url), 10) == b"ok"  # no await in between: the race
+    assert await post_and_read(upstream.url) == b"ok"  # no await in between: the race
     assert upstream.taken == [1, 2]  # served once, on a new connection
     assert upstream.connections == 2
     if when == "crossing":
@@ -241,8 +262,9 @@ def test_the_same_holds_with_aiohttps_pure_python_parser():
     # The parser is chosen when aiohttp is imported: a run of its own.
     tests = Path(__file__).parent
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__)),
-         "-k", "not the_resend_rule"],
+        # Neither conftest (g4f) nor hypothesis: this module needs neither, and their imports were most of the run.
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--noconftest",
+         str(Path(__file__)), "-k", "not the_resend_rule"],
         cwd=tests.parent, env={**os.environ, "AIOHTTP_NO_EXTENSIONS": "1"},
         capture_output=True, text=True, timeout=300,
     )

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
 import struct
+import threading
 import zlib
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import g4f.debug
 import pytest
 from aiohttp import web
 from forward_proxy import ForwardProxy
 from g4f.client import AsyncClient, Client
-from g4f.errors import ModelNotFoundError
+from g4f.errors import ModelNotFoundError, ProviderNotWorkingError, ResponseError
 from g4f.errors import TimeoutError as G4FTimeoutError
 from g4f.providers.response import FinishReason, JsonConversation, Usage
 from helpers import ask, texts
+from polling import until
+from test_session import ClockAheadLoop
 
-from g4f_autonomous import AutonomousAI
+from g4f_autonomous import AutonomousAI, provider
+from g4f_autonomous import session as pool
 from g4f_autonomous.emulator import Fault
 
 HELLO = [{"role": "user", "content": "hello there"}]
@@ -136,8 +143,8 @@ async def test_unknown_model_names_the_valid_models_and_aliases_and_sends_nothin
         await ask("gpt-4o", HELLO, base_url=emulator.base_url)
     message = str(caught.value)
     assert "'gpt-4o'" in message
-    for name in MODELS + list(ALIASES):
-        assert name in message
+    assert f"Models: {', '.join(MODELS)}. Aliases: " in message
+    assert ", ".join(f"{alias} → {model}" for alias, model in ALIASES.items()) in message
     assert emulator.requests == []
 
 
@@ -365,3 +372,153 @@ async def test_bad_messages_raise_value_error_before_any_request(emulator, messa
         await ask("llama", messages, base_url=emulator.base_url)
     assert emulator.requests == []
 
+
+
+# --- arguments the provider itself checks and keeps --------------------------------------------
+
+@pytest.mark.parametrize("value, shown", [
+    (0, "0"), (-1, "-1"), (2.0, "2.0"), (True, "True"), ("3", "str"), (-10**50, str(-10**50)[:40]),
+])
+async def test_max_tokens_must_be_a_whole_number_of_at_least_1(emulator, value, shown):
+    with pytest.raises(ValueError) as caught:
+        await ask("llama", HELLO, base_url=emulator.base_url, max_tokens=value)
+    assert str(caught.value) == f"max_tokens must be a whole number of at least 1, got {shown}"
+    assert emulator.requests == []
+
+
+async def test_turned_off_it_refuses_by_name_and_sends_nothing(emulator, monkeypatch):
+    monkeypatch.setattr(AutonomousAI, "working", False)
+    with pytest.raises(ProviderNotWorkingError) as caught:
+        await ask("llama", HELLO, base_url=emulator.base_url)
+    assert str(caught.value) == ("AutonomousAI is not working "
+                                 "(turned off by G4F_AUTONOMOUS_WORKING=0 or its working attribute)")
+    assert emulator.requests == []
+
+
+async def test_deltas_of_one_read_come_as_one_text_unless_max_tokens_or_join_deltas_false_says_otherwise(emulator):
+    emulator.fault = Fault(deltas=3)  # all three events in one write
+    assert texts(await ask("llama", HELLO, base_url=emulator.base_url)) == ["tok tok tok "]
+    assert texts(await ask("llama", HELLO, base_url=emulator.base_url, max_tokens=3)) == ["tok "] * 3
+    assert texts(await ask("llama", HELLO, base_url=emulator.base_url, join_deltas=False)) == ["tok "] * 3
+
+
+async def test_total_timeout_ends_a_stream_that_keeps_going(emulator):
+    emulator.fault = Fault(stall_after=1, stall_seconds=2.0)  # a gap well under the 120 s default
+    with pytest.raises(G4FTimeoutError, match="total_timeout of 0.05 s reached"):
+        await ask("llama", HELLO, base_url=emulator.base_url, total_timeout=0.05)
+
+
+async def test_proxy_credentials_of_an_https_request_go_on_its_connect():
+    heads: list[bytes] = []
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    proxy = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    proxy_url = f"http://u:p@127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+    try:
+        with pytest.raises(ResponseError):
+            await ask("llama", HELLO, base_url="https://127.0.0.1:9/api/v1/ai", proxy=proxy_url)
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+    [head] = heads
+    assert head.startswith(b"CONNECT 127.0.0.1:9 HTTP/1.1\r\n")
+    assert b"\r\nProxy-Authorization: Basic " + base64.b64encode(b"u:p") + b"\r\n" in head
+
+
+class Watched(Mapping):
+    """A message that notes the threads its role is read in (wire reads it while checking the messages)."""
+
+    def __init__(self, content: Any, threads: set[int]) -> None:
+        self._message = {"role": "user", "content": content}
+        self._threads = threads
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "role":
+            self._threads.add(threading.get_ident())
+        return self._message[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._message)
+
+    def __len__(self) -> int:
+        return len(self._message)
+
+
+LIMIT = provider.OFF_LOOP_CHARACTERS
+
+
+@pytest.mark.parametrize("others, content, off_loop", [
+    (provider.OFF_LOOP_MESSAGES - 1, "hi", False),
+    (provider.OFF_LOOP_MESSAGES, "hi", True),
+    (0, "x" * LIMIT, False),
+    (0, "x" * (LIMIT + 1), True),
+    (1, "x" * (LIMIT - 2), False),  # the other message is "hi": characters of all messages add up
+    (1, "x" * (LIMIT - 1), True),
+    (1, [{"type": "text", "text": "x" * (LIMIT - 4)}, {"type": "image_url"}, {"type": "text", "text": "hi"}], False),
+    (1, [{"type": "text", "text": "x" * (LIMIT - 3)}, {"type": "text", "text": "hi"}], True),
+], ids=["messages-at-limit", "messages-over", "text-at-limit", "text-over", "texts-at-limit", "texts-over",
+        "parts-at-limit", "parts-over"])
+async def test_only_a_request_over_the_limits_is_checked_and_built_off_the_loop(emulator, others, content, off_loop):
+    threads: set[int] = set()
+    messages = [{"role": "user", "content": "hi"}] * others + [Watched(content, threads)]
+    await ask("llama", messages, base_url=emulator.base_url)
+    assert threads and (threads != {threading.get_ident()}) is off_loop
+
+
+def test_without_total_timeout_a_call_that_keeps_progressing_ends_at_the_default_total():
+    # answer.DEFAULT_TOTAL_TIMEOUT (600 s), the gap (timeout, 120 s) being shorter. A loop whose clock the test moves
+    # on: a delta every 100 s keeps the gap from expiring, and the sixth step passes 600 s.
+    delta = b'data: {"choices": [{"index": 0, "delta": {"content": "tok "}, "finish_reason": null}]}\n\n'
+    loop = ClockAheadLoop()
+
+    async def call() -> tuple[int, BaseException | None]:
+        step, over = asyncio.Event(), asyncio.Event()
+
+        async def drip(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await response.prepare(request)
+            while True:
+                await step.wait()
+                step.clear()
+                if over.is_set():
+                    return response
+                await response.write(delta)
+
+        app = web.Application()
+        app.router.add_post("/api/chat", drip)
+        runner, root = await start_app(app)
+        received: list[Any] = []
+
+        async def consume() -> None:
+            async for item in AutonomousAI.create_async_generator("llama", HELLO, base_url=root + "/api"):
+                received.append(item)
+
+        consumer = asyncio.ensure_future(consume())
+        try:
+            for sent in range(1, 8):
+                step.set()
+                assert await until(lambda: len(received) == sent or consumer.done())  # noqa: B023
+                if consumer.done():
+                    break
+                loop.ahead += 100
+            await asyncio.wait([consumer], timeout=10)
+            return len(received), consumer.exception() if consumer.done() else None
+        finally:
+            consumer.cancel()
+            over.set()
+            step.set()
+            await runner.cleanup()
+            await pool.close_pooled_session()
+
+    try:
+        deltas, error = loop.run_until_complete(call())
+    finally:
+        loop.close()
+    assert isinstance(error, G4FTimeoutError)
+    assert "did not end within 600 s" in str(error)
+    assert deltas == 6

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import gzip
 import json
 import os
+import signal
+import threading
 from collections import deque
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,15 +17,16 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 from helpers import ask, text_of
+from polling import until
 
 from g4f_autonomous import session as pool
 from g4f_autonomous import wire
 from g4f_autonomous.emulator import Emulator
+from g4f_autonomous.inflate import ACCEPT_ENCODING
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 BODY = wire.build_body("llama", wire.encode_messages(MESSAGES), "thread-1", True)
 HEADERS = wire.build_headers()
-TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=30)
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts sockets through /proc")
 
@@ -57,12 +61,15 @@ def sockets_to(port: int) -> int:
 
 
 async def post_and_read(url: str, body: bytes = BODY) -> bytes:
-    """One POST through ``pool.post``, its answer read whole."""
-    response = await pool.post(url, body=body, headers=HEADERS, proxy=None, proxy_headers=None, timeout=TIMEOUT)
-    try:
-        return await response.read()
-    finally:
-        response.release()
+    """One POST through ``pool.post``, its answer read whole, within 10 s (a hang fails the test)."""
+    async def exchange() -> bytes:
+        response = await pool.post(url, body=body, headers=HEADERS)
+        try:
+            return await response.read()
+        finally:
+            response.release()
+
+    return await asyncio.wait_for(exchange(), 10)
 
 
 # --- loops closed by hand ---------------------------------------------------
@@ -82,18 +89,54 @@ def test_loops_closed_by_hand_leave_no_socket_open(threaded_emulator):
 
 
 @linux_only
-async def test_loop_closed_by_hand_inside_another_running_loop_closes_its_session(emulator):
+async def test_loop_closed_by_hand_inside_another_running_loop_closes_its_session_without_holding_this_one(emulator):
     url = wire.endpoint_url(emulator.base_url, "llama")
     other = asyncio.new_event_loop()
-    try:
-        assert b"[DONE]" in await asyncio.to_thread(other.run_until_complete, post_and_read(url))
-        session = pool._pool[other].session
-        assert sockets_to(port_of(emulator.base_url)) == 1
-    finally:
-        other.close()  # called while this test's loop runs in this thread
+    assert b"[DONE]" in await asyncio.to_thread(other.run_until_complete, post_and_read(url))
+    session = pool._pool[other].session
+    assert sockets_to(port_of(emulator.base_url)) == 1
+    # The other loop's close lasts until the gate opens: the first callback it runs waits for it.
+    gate = threading.Event()
+    other.call_soon(gate.wait, 10)
+    other.close()  # called while this test's loop runs in this thread
+    other.close()  # again, while it is being closed: nothing more to do
+    assert not other.is_closed()  # close() returned without waiting for the other loop
+    gate.set()
+    assert await until(other.is_closed)
     assert session.closed
     assert other not in pool._pool
     assert sockets_to(port_of(emulator.base_url)) == 0
+    gc.collect()  # nothing left to warn about (ResourceWarning is an error here)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
+async def test_a_loop_with_signal_handlers_closed_inside_another_loop_gives_its_signals_back(emulator):
+    url = wire.endpoint_url(emulator.base_url, "llama")
+    other = asyncio.new_event_loop()
+    other.add_signal_handler(signal.SIGUSR1, lambda: None)  # this thread is the main thread
+    assert b"[DONE]" in await asyncio.to_thread(other.run_until_complete, post_and_read(url))
+    other.close()
+    assert await until(other.is_closed)
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+
+
+def test_closing_a_loop_that_runs_in_another_thread_fails_and_keeps_its_session(threaded_emulator):
+    url = wire.endpoint_url(threaded_emulator.base_url, "llama")
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+    try:
+        assert b"[DONE]" in asyncio.run_coroutine_threadsafe(post_and_read(url), loop).result(10)
+        session = asyncio.run_coroutine_threadsafe(pool.pooled_session(), loop).result(10)
+        with pytest.raises(RuntimeError, match="running"):
+            loop.close()
+        assert asyncio.run_coroutine_threadsafe(pool.pooled_session(), loop).result(10) is session
+        assert not session.closed
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(10)
+        loop.close()
+    assert session.closed
 
 
 @linux_only
@@ -158,19 +201,20 @@ def test_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(thre
 # --- the keep-alive race, against the emulator --------------------------------
 
 async def test_sequential_posts_racing_the_servers_idle_close_all_succeed():
-    keepalive = 0.02  # the race comes every other request at 0.01 s as at 0.05 s: it is the loop's order, not time
+    # The race comes every other request at 0.005 s as at 0.05 s: it is the loop's order, not time
+    # (10 resends in 20 requests, counted once by hand).
+    keepalive = 0.01
     server = Emulator(keepalive_timeout=keepalive)
     url = wire.endpoint_url(await server.start(), "llama")
     try:
         answers = []
-        for _ in range(100):
+        for _ in range(20):
             # Waiting the server's keep-alive timeout sends about every other
             # request just as the server closes the idle connection.
             await asyncio.sleep(keepalive)
             answers.append(await post_and_read(url))
-        assert len(answers) == 100
         assert all(answer.endswith(b"data: [DONE]\n\n") for answer in answers)
-        assert len(server.requests) == 100
+        assert len(server.requests) == 20
     finally:
         await pool.close_pooled_session()
         await server.stop()
@@ -179,19 +223,29 @@ async def test_sequential_posts_racing_the_servers_idle_close_all_succeed():
 # --- the retry rules, against a server written by hand ------------------------
 
 OK_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+GZIPPED_OK = gzip.compress(b"ok")
+# Answers that keep the connection, by action name.
+ANSWERS = {
+    "answer": OK_ANSWER,
+    "redirect": b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
+    "gzip": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(GZIPPED_OK), GZIPPED_OK),
+    "cookie": b"HTTP/1.1 200 OK\r\nSet-Cookie: user=alice; Path=/\r\nContent-Length: 2\r\n\r\nok",
+}
 
 
 class ScriptedServer:
     """HTTP/1.1 by hand, one action per request from ``script`` (then "answer"):
 
-    "answer": answer "ok" and keep the connection; "close": read the request and
-    close without a byte; "partial": send a status line, then close; "body":
-    send the headers and 2 of 10 body bytes, then close.
+    an ``ANSWERS`` name: send it and keep the connection; "close": read the
+    request and close without a byte; "partial": send a status line, then close;
+    "body": send the headers and 2 of 10 body bytes, then close.
     """
 
     def __init__(self) -> None:
         self.script: deque[str] = deque()
         self.requests: list[tuple[int, bytes]] = []  # (connection number, body)
+        self.heads: list[bytes] = []  # each request's line and headers, as received
         self.connections = 0
         self.url = ""
         self._server: asyncio.AbstractServer | None = None
@@ -219,10 +273,11 @@ class ScriptedServer:
                     return  # the client closed its idle connection
                 lines = head.decode("latin-1").lower().split("\r\n")
                 length = next(int(line.split(":", 1)[1]) for line in lines if line.startswith("content-length:"))
+                self.heads.append(head)
                 self.requests.append((number, await reader.readexactly(length)))
                 action = self.script.popleft() if self.script else "answer"
-                if action == "answer":
-                    writer.write(OK_ANSWER)
+                if action in ANSWERS:
+                    writer.write(ANSWERS[action])
                     await writer.drain()
                     continue
                 if action == "partial":
@@ -290,10 +345,169 @@ async def test_the_retry_happens_once_only(scripted):
     assert scripted.connections == 2
 
 
-async def test_a_retried_answer_leaves_the_pool_working(scripted):
-    scripted.script.extend(["answer", "close"])
+async def test_a_retried_answer_leaves_the_pool_working_and_each_retry_has_a_new_connection(scripted):
+    scripted.script.extend(["answer", "close", "answer", "answer", "close"])
     for _ in range(4):
         assert await post_and_read(scripted.url) == b"ok"
-    # The retry's connection is not kept (it was opened for one request), so
-    # the pool opened one more and kept using it.
-    assert [number for number, _ in scripted.requests] == [1, 1, 2, 3, 3]
+    # A retry's connection is not kept (it was opened for one request), so the
+    # pool opened one more and kept using it, and the next retry a new one again.
+    assert [number for number, _ in scripted.requests] == [1, 1, 2, 3, 3, 4]
+
+
+# --- what the pooled session sends and hands back -----------------------------
+
+async def test_requests_carry_the_callers_headers_and_ask_only_for_encodings_the_reader_bounds(scripted):
+    await post_and_read(scripted.url)
+    [head] = scripted.heads
+    assert b"\r\nuser-agent: " + wire.BROWSER_HEADERS["user-agent"].encode() + b"\r\n" in head
+    assert b"\r\naccept-encoding: " + ACCEPT_ENCODING.encode() + b"\r\n" in head  # spelled as wire's headers are
+
+
+async def test_a_redirect_is_handed_back_not_followed(scripted):
+    scripted.script.append("redirect")
+    response = await pool.post(scripted.url, body=BODY, headers=HEADERS)
+    response.release()
+    assert (response.status, response.headers["Location"]) == (307, "/elsewhere")
+    assert len(scripted.requests) == 1
+
+
+async def test_a_compressed_answer_is_handed_over_as_sent(scripted):
+    # answer.Body decodes in bounded slices: aiohttp must not inflate it first.
+    scripted.script.append("gzip")
+    assert await post_and_read(scripted.url) == GZIPPED_OK
+
+
+async def test_a_cookie_one_answer_sets_is_not_sent_with_the_next_request(scripted):
+    # One pooled session serves every user of a g4f server. By name: aiohttp never keeps a cookie of an IP address.
+    url = scripted.url.replace("127.0.0.1", "localhost")
+    scripted.script.append("cookie")
+    await post_and_read(url)
+    await post_and_read(url)
+    assert [b"cookie" in head.lower() for head in scripted.heads] == [False, False]
+
+
+async def test_close_pooled_session_closes_it_now_and_the_next_call_gets_a_new_one():
+    session = await pool.pooled_session()
+    await pool.close_pooled_session()
+    assert session.closed
+    assert await pool.pooled_session() is not session
+    await pool.close_pooled_session()
+
+
+async def test_concurrent_requests_are_not_capped():
+    # aiohttp caps a session at 100 connections unless told otherwise: the 101st
+    # request would wait for one of the first 100, which here wait for it.
+    count = 101
+    arrived = 0
+    everyone = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal arrived
+        head = await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]))
+        arrived += 1
+        if arrived == count:
+            everyone.set()
+        await everyone.wait()
+        writer.write(OK_ANSWER)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/chat"
+    try:
+        assert await asyncio.gather(*(post_and_read(url) for _ in range(count))) == [b"ok"] * count
+    finally:
+        await pool.close_pooled_session()
+        server.close()
+        await server.wait_closed()
+
+
+class ClockAheadLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock a test moves forward: what was due by then runs at its next turn."""
+
+    ahead = 0.0
+
+    def time(self) -> float:
+        return super().time() + self.ahead
+
+
+def test_the_pooled_session_puts_no_time_limit_of_its_own_on_a_request():
+    # aiohttp's default ends a request after 5 minutes; a call is bounded by the provider's deadline instead.
+    async def exchange() -> bytes:
+        arrived, answer = asyncio.Event(), asyncio.Event()
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            arrived.set()
+            await answer.wait()
+            writer.write(OK_ANSWER)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/chat"
+        try:
+            request = asyncio.ensure_future(pool.post(url, body=BODY, headers=HEADERS))
+            await asyncio.wait_for(arrived.wait(), 10)
+            loop.ahead += 3600  # an hour later
+            for _ in range(3):
+                await asyncio.sleep(0)
+            answer.set()
+            response = await asyncio.wait_for(request, 10)
+            return await response.read()
+        finally:
+            await pool.close_pooled_session()
+            server.close()
+            await server.wait_closed()
+
+    loop = ClockAheadLoop()
+    try:
+        assert loop.run_until_complete(exchange()) == b"ok"
+    finally:
+        loop.close()
+
+
+class RecordingProxy:
+    """Records the first request it gets on each connection, answers ``reply``, and closes."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.heads: list[bytes] = []
+        self.url = ""
+        self._server: asyncio.AbstractServer | None = None
+
+    async def __aenter__(self) -> RecordingProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await pool.close_pooled_session()
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(self.reply)
+        await writer.drain()
+        writer.close()
+
+
+async def test_a_proxy_carries_the_request():
+    async with RecordingProxy(OK_ANSWER.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")) as proxy:
+        response = await pool.post("http://127.0.0.1:9/chat", body=BODY, headers=HEADERS, proxy=proxy.url)
+        assert await response.read() == b"ok"
+        response.release()
+    assert [head.split(b"\r\n")[0] for head in proxy.heads] == [b"POST http://127.0.0.1:9/chat HTTP/1.1"]
+
+
+async def test_proxy_headers_go_on_the_connect_of_an_https_request():
+    refusal = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+    async with RecordingProxy(refusal) as proxy:
+        with pytest.raises(aiohttp.ClientHttpProxyError):
+            await pool.post("https://127.0.0.1:9/chat", body=BODY, headers=HEADERS, proxy=proxy.url,
+                            proxy_headers={"Proxy-Authorization": "Basic dTpw"})
+    [head] = proxy.heads
+    assert head.startswith(b"CONNECT 127.0.0.1:9 HTTP/1.1\r\n")
+    assert b"\r\nProxy-Authorization: Basic dTpw\r\n" in head
