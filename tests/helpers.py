@@ -10,6 +10,7 @@ alone on old g4f releases, may import it too.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import tracemalloc
 from collections.abc import Callable
@@ -67,3 +68,12 @@ def on_an_emulator(run: Callable[[str], Any], fault: Fault | None = None) -> tup
     """
     with EmulatorThread(fault) as upstream:
         return run(upstream.base_url), list(upstream.emulator.requests)
+
+
+class ClockAheadLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock a test moves forward: what was due by then runs at its next turn."""
+
+    ahead = 0.0
+
+    def time(self) -> float:
+        return super().time() + self.ahead

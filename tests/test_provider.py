@@ -20,9 +20,8 @@ from g4f.client import AsyncClient, Client
 from g4f.errors import ModelNotFoundError, ProviderNotWorkingError, ResponseError
 from g4f.errors import TimeoutError as G4FTimeoutError
 from g4f.providers.response import FinishReason, JsonConversation, Usage
-from helpers import ask, texts
+from helpers import ClockAheadLoop, ask, texts
 from polling import until
-from test_session import ClockAheadLoop
 
 from g4f_autonomous import AutonomousAI, provider
 from g4f_autonomous import session as pool

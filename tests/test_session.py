@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from helpers import ask, text_of
+from helpers import ClockAheadLoop, ask, text_of
 from polling import until
 
 from g4f_autonomous import session as pool
@@ -421,15 +421,6 @@ async def test_concurrent_requests_are_not_capped():
         await pool.close_pooled_session()
         server.close()
         await server.wait_closed()
-
-
-class ClockAheadLoop(asyncio.SelectorEventLoop):
-    """An event loop whose clock a test moves forward: what was due by then runs at its next turn."""
-
-    ahead = 0.0
-
-    def time(self) -> float:
-        return super().time() + self.ahead
 
 
 def test_the_pooled_session_puts_no_time_limit_of_its_own_on_a_request():
