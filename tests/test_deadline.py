@@ -112,7 +112,7 @@ async def test_an_outside_cancel_racing_the_deadline_stays_a_cancel(monkeypatch,
         pytest.skip("Task.uncancel is new in 3.11")
     monkeypatch.setattr(answer, "CAN_UNCANCEL", can_uncancel)
     loop = asyncio.get_running_loop()
-    deadline = answer.Deadline(0.05)
+    deadline = answer.Deadline(0.05, None, 60)
     task = asyncio.ensure_future(deadline.wait(asyncio.sleep(30)))
     await asyncio.sleep(0)  # the task is waiting; the deadline's timer is due in 0.05 s
     loop.call_later(0.06, task.cancel)
@@ -127,7 +127,7 @@ async def test_the_deadline_alone_ends_the_wait_and_leaves_the_task_usable(monke
     if can_uncancel and not answer.CAN_UNCANCEL:
         pytest.skip("Task.uncancel is new in 3.11")
     monkeypatch.setattr(answer, "CAN_UNCANCEL", can_uncancel)
-    deadline = answer.Deadline(0.05)
+    deadline = answer.Deadline(0.05, None, 60)
     with pytest.raises(answer.Expired, match="^gap$"):
         await deadline.wait(asyncio.sleep(30))
     deadline.close()
