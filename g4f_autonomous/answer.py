@@ -114,7 +114,7 @@ class Deadline:
     :meth:`check` between the steps of their work.
     """
 
-    __slots__ = ("gap", "total", "default_total", "_loop", "_end", "_last", "_handle", "_task", "_expiry", "expired")
+    __slots__ = ("gap", "total", "default_total", "_loop", "_end", "_last", "_handle", "_task", "_outcome", "expired")
 
     def __init__(self, gap: float, total: float | None, default_total: float) -> None:
         """``default_total`` applies when ``total`` is None: the error then names it as the default."""
@@ -126,7 +126,7 @@ class Deadline:
         self._end = self._last + (total or default_total)
         self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task | None = None  # the task waiting, while one is
-        self._expiry: asyncio.Future | None = None  # Python 3.10 only: see _race
+        self._outcome: asyncio.Future | None = None  # Python 3.10 only: see _race
         self.expired = ""  # "gap" or "total" once it has run out
 
     def progress(self) -> None:
@@ -164,19 +164,17 @@ class Deadline:
 
         Without Task.uncancel, a cancel from outside that lands next to the
         timer's own would be merged into it and lost; here only an outside
-        cancel cancels the caller's task. One task per wait, on 3.10 only.
+        cancel cancels the caller's task. One task per wait, on 3.10 only; it
+        settles the outcome itself, so the caller resumes one turn after the
+        awaitable ends, as on 3.11 (a turn more and aiohttp may have seen the
+        connection's end, and its reads raise before the bytes that came first).
         """
-        inner = asyncio.ensure_future(awaitable)
-        self._expiry = self._loop.create_future()
+        self._outcome = outcome = self._loop.create_future()
+        inner = asyncio.ensure_future(_settle(awaitable, outcome))
         try:
-            await asyncio.wait((inner, self._expiry), return_when=asyncio.FIRST_COMPLETED)
+            return await outcome
         finally:
-            pending = not inner.done()
-            if pending:
-                inner.cancel()
-        if pending:  # the wait ended without a cancel, and not by the awaitable: the timer ended it
-            raise Expired(self.expired)
-        return inner.result()
+            inner.cancel()
 
     def close(self) -> None:
         if self._handle is not None:
@@ -195,10 +193,10 @@ class Deadline:
             self._handle = self._loop.call_at(due, self._fire)
             return
         self.expired = "total" if due == self._end else "gap"
-        if self._expiry is not None:
-            self._expiry.set_result(None)
-        else:
+        if self._outcome is None:
             task.cancel()
+        elif not self._outcome.done():
+            self._outcome.set_exception(Expired(self.expired))
 
     def error(self, origin: Origin, deltas: int | None = None) -> G4FTimeoutError:
         """g4f's TimeoutError once expired; ``deltas`` once the event stream had begun."""
@@ -207,6 +205,18 @@ class Deadline:
         if self.total:
             return errors.total_timeout(origin, self.total)
         return errors.default_total_timeout(origin, self.default_total)
+
+
+async def _settle(awaitable: Awaitable[T], outcome: asyncio.Future) -> None:
+    """Await ``awaitable`` and give its result (or error) to ``outcome``, unless the deadline settled it first."""
+    try:
+        result = await awaitable
+    except Exception as error:
+        if not outcome.done():
+            outcome.set_exception(error)
+    else:
+        if not outcome.done():
+            outcome.set_result(result)
 
 
 class Body:
@@ -220,12 +230,12 @@ class Body:
     and the decoded total is capped at ``limit``.
     """
 
-    __slots__ = ("origin", "size", "_read", "_decoder", "_refused", "_deadline", "_loop", "_turn")
+    __slots__ = ("origin", "size", "_content", "_decoder", "_refused", "_deadline", "_loop", "_turn")
 
     def __init__(self, response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline | None = None) -> None:
         self.origin = origin
         self.size = 0  # decoded bytes so far
-        self._read = response.content.read
+        self._content = response.content
         self._refused: BodyError | None = None  # raised by the first read: an error status still gets named
         try:
             self._decoder = inflate.decoder_for(response.headers.get(hdrs.CONTENT_ENCODING))
@@ -236,6 +246,9 @@ class Body:
         self._loop = asyncio.get_running_loop()
         self._turn = self._loop.time()
 
+    async def _wait(self, read: Awaitable[bytes]) -> bytes:
+        return await (self._deadline.wait(read) if self._deadline is not None else read)
+
     async def next(self) -> bytes:
         """The next decoded slice; b"" at the end of the body."""
         if self._refused is not None:
@@ -244,8 +257,8 @@ class Body:
         while True:
             raw = b""  # a decoder still pending decodes bytes already here: no wait, so the turn below matters
             if decoder is None or not decoder.pending:
-                read = self._read(READ_SIZE)
-                raw = await (self._deadline.wait(read) if self._deadline is not None else read)
+                # Bytes already here are taken without a wait (on 3.10 a wait is a task, a turn later).
+                raw = self._content.read_nowait(READ_SIZE) or await self._wait(self._content.read(READ_SIZE))
                 if not raw:
                     return b""
             try:

@@ -400,7 +400,7 @@ async def test_max_tokens_without_stream_gives_the_text_held_so_far():
     assert [item.reason for item in items if isinstance(item, FinishReason)] == ["length"]
 
 
-async def test_a_stream_that_breaks_off_names_the_deltas_it_gave():
+async def test_a_stream_that_breaks_off_names_the_deltas_it_gave(can_uncancel):
     # A chunk cut short, then the connection closed, all at once: the delta before the cut still counts
     # (aiohttp's reads raise once it has seen the end, so the wait must not take an extra turn of the loop).
     raw = STREAM_HEAD + chunked(delta("a")) + b"ff\r\ndata: {"
