@@ -227,7 +227,7 @@ class Body:
     with the loop held. Here each step gives at most about SLICE bytes, the
     loop gets a turn between steps that needed no waiting, the deadline's
     clock is read at every step (its timer cannot fire while the loop is busy),
-    and the decoded total is capped at ``limit``.
+    and the decoded total is capped at MAX_DECODED_SIZE.
     """
 
     __slots__ = ("origin", "size", "_content", "_decoder", "_refused", "_deadline", "_loop", "_turn")
@@ -408,8 +408,8 @@ def _error_event_text(data: str) -> Any:
 
 
 async def read_answer(
-    response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline, stream: bool, join: bool = False,
-    max_tokens: int | None = None,
+    response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline, stream: bool, join: bool,
+    max_tokens: int | None,
 ) -> AsyncIterator[Any]:
     """The answer as str deltas (one str when not ``stream``), then FinishReason and Usage.
 

@@ -85,6 +85,24 @@ def can_uncancel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     return request.param
 
 
+async def test_a_wait_gives_the_error_of_what_it_waited_for(can_uncancel):
+    async def refused() -> None:
+        await asyncio.sleep(0.01)
+        raise ConnectionRefusedError("no")
+
+    deadline = Deadline(5, None, 60)
+    with pytest.raises(ConnectionRefusedError, match="^no$"):
+        await deadline.wait(refused())
+    assert await deadline.wait(asyncio.sleep(0.01, "after")) == "after"
+    deadline.close()
+
+
+async def test_a_wait_gives_its_result_on_either_path(can_uncancel):
+    deadline = Deadline(5, None, 60)
+    assert await deadline.wait(asyncio.sleep(0.01, "later")) == "later"
+    deadline.close()
+
+
 async def test_progress_during_a_wait_moves_the_deadline(can_uncancel):
     deadline = Deadline(0.1, None, 60)
 
@@ -637,3 +655,23 @@ async def answer_items(base_url: str) -> AsyncIterator[Any]:
             yield await asyncio.wait_for(agen.__anext__(), GUARD)
         except StopAsyncIteration:
             return
+
+
+async def test_the_events_of_one_read_are_not_all_alive_at_once():
+    # 16 KiB of the smallest events in one read are decoded FEED_SIZE bytes at a time: about 400 events alive
+    # at once, not 1,600 (objects the garbage collector tracks: 1,600 alive at once brought a full collection
+    # every few hundred ms). An event and its strings take 150 bytes or more.
+    empty = b"data: {}\n\n"
+    block = empty * (answer.READ_SIZE // len(empty))
+    async with response_of(STREAM_HEAD, chunked(block, delta("a"), DONE) + b"0\r\n\r\n") as response:
+        await asyncio.sleep(0.05)  # all of it has arrived
+        deadline = Deadline(GUARD, None, GUARD)
+        items: list = []
+
+        async def read() -> None:
+            items.extend([item async for item in answer.read_answer(response, ORIGIN, deadline, True, True, None)])
+
+        raised, peak = await helpers.traced_peak(read())
+        deadline.close()
+    assert raised is None and items == ["a"]
+    assert peak < 1000 * 150 + 3 * answer.READ_SIZE  # fewer than 1,000 events beside the read's own bytes
