@@ -424,9 +424,9 @@ async def read_answer(
     in_stream = False
     try:
         body = Body(response, origin, deadline)
-        whole, block = await _open(response, body)
-        if whole is not None:
-            yield await state.whole_text(whole)
+        streaming, block = await _open(response, body)
+        if not streaming:
+            yield await state.whole_text(block)
         else:
             in_stream = True
             decoder = SSEDecoder()
@@ -497,25 +497,24 @@ def _texts(state: AnswerState, decoder: SSEDecoder, block: bytes) -> list[str]:
     return texts
 
 
-async def _open(response: aiohttp.ClientResponse, body: Body) -> tuple[bytes | None, bytes]:
-    """What the answer is: (a whole JSON body, b"") or (None, the first bytes of an event stream).
+async def _open(response: aiohttp.ClientResponse, body: Body) -> tuple[bool, bytes]:
+    """What the answer is: (True, the first bytes of an event stream) or (False, a whole JSON body).
 
     Anything else (an error status, a web page, garbage) raises its g4f error.
     A body declared an event stream, or starting like one, is read as events,
     whatever else its content type says.
     """
-    content_type = response.headers.get(hdrs.CONTENT_TYPE, "").lower()
     if response.status >= 300:
-        raise await _failure(response, body, content_type, b"")
+        raise await _failure(response, body, b"")
     head = await body.next()
-    if content_type.startswith("text/event-stream") or wire.looks_like_events(head):
-        return None, head
-    if wire.looks_like_json(content_type, head):
+    if response.content_type == "text/event-stream" or wire.looks_like_events(head):
+        return True, head
+    if wire.looks_like_json(response.content_type, head):
         whole = await _read_body(body, MAX_ANSWER_SIZE + 1, head)  # one more: too large
         if len(whole) > MAX_ANSWER_SIZE:
             raise errors.json_too_large(body.origin, MAX_ANSWER_SIZE)
-        return whole, b""
-    raise await _failure(response, body, content_type, head)
+        return False, whole
+    raise await _failure(response, body, head)
 
 
 async def read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -539,7 +538,7 @@ async def _read_body(body: Body, limit: int, head: bytes) -> bytes:
     return bytes(buffer[:limit])
 
 
-async def _failure(response: aiohttp.ClientResponse, body: Body, content_type: str, head: bytes) -> Exception:
+async def _failure(response: aiohttp.ClientResponse, body: Body, head: bytes) -> Exception:
     """The g4f error for a status or body that is no answer, from the first ERROR_BODY_LIMIT bytes."""
     try:
         raw = await _read_body(body, ERROR_BODY_LIMIT, head)
@@ -548,7 +547,8 @@ async def _failure(response: aiohttp.ClientResponse, body: Body, content_type: s
             raise
         raw = head  # an error status is named even when its body cannot be decoded
     text = raw.decode(errors="replace")
-    return errors.http_status(body.origin, response.status, content_type, text, response.headers.get(hdrs.LOCATION))
+    location = response.headers.get(hdrs.LOCATION)
+    return errors.http_status(body.origin, response.status, response.content_type, text, location)
 
 
 async def _finish_body(response: aiohttp.ClientResponse) -> None:

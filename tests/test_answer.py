@@ -384,6 +384,19 @@ async def test_nothing_after_done_is_read_as_the_answer():
     assert helpers.texts(items) == ["a"]
 
 
+FILLER = b": " + b"x" * answer.FEED_SIZE + b"\n\n"  # a comment longer than what the decoder is given at once
+
+
+async def test_nothing_after_done_is_read_even_far_into_the_same_read():
+    items = await ask_raw(stream_of(delta("a") + DONE + FILLER + delta("b")))
+    assert helpers.texts(items) == ["a"]
+
+
+async def test_max_tokens_holds_far_into_the_same_read():
+    items = await ask_raw(stream_of(delta("a") + FILLER + delta("b") + FILLER + delta("c") + DONE), max_tokens=1)
+    assert helpers.texts(items) == ["a"]
+
+
 async def test_a_stream_that_ends_without_done_keeps_its_text():
     assert helpers.texts(await ask_raw(stream_of(delta("a"), delta("b")), join_deltas=False)) == ["a", "b"]
 
@@ -489,8 +502,9 @@ async def test_a_whole_answer_that_is_not_json_quotes_its_start():
 
 async def test_the_quote_of_a_whole_answer_that_is_not_json_comes_from_its_first_bytes_only():
     # Up to 32 MiB were read: the quote decodes no more than its excerpt can show (errors.excerpt).
-    body = b"{\xff" + b" " * (BODY_EXCERPT * 8 - 2) + b"tail"
-    assert await error_of(whole(body), stream=False) == "answer is not valid JSON: {\ufffd"
+    # Its first BODY_EXCERPT * 8 bytes end in the first byte of an "é": the rest is not decoded.
+    body = b"{" + b" " * (BODY_EXCERPT * 8 - 2) + "é".encode() * 100
+    assert await error_of(whole(body), stream=False) == "answer is not valid JSON: { \ufffd"
 
 
 async def test_a_whole_json_answer_without_text_is_an_error():
