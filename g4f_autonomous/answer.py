@@ -115,6 +115,7 @@ class Deadline:
     """
 
     __slots__ = ("gap", "total", "default_total", "_loop", "_end", "_last", "_handle", "_task", "_outcome", "expired")
+    _task: asyncio.Task | None  # the task waiting, while one is (set by the first wait, which arms the timer)
 
     def __init__(self, gap: float, total: float | None, default_total: float) -> None:
         """``default_total`` applies when ``total`` is None: the error then names it as the default."""
@@ -125,7 +126,6 @@ class Deadline:
         self._last = self._loop.time()
         self._end = self._last + (total or default_total)
         self._handle: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task | None = None  # the task waiting, while one is
         self._outcome: asyncio.Future | None = None  # Python 3.10 only: see _race
         self.expired = ""  # "gap" or "total" once it has run out
 
@@ -239,8 +239,7 @@ class Body:
         self._refused: BodyError | None = None  # raised by the first read: an error status still gets named
         try:
             self._decoder = inflate.decoder_for(response.headers.get(hdrs.CONTENT_ENCODING))
-        except inflate.UnsupportedEncoding as error:
-            self._decoder = None
+        except inflate.UnsupportedEncoding as error:  # no decoder then: next() raises before it would use one
             self._refused = BodyError(errors.undecodable(origin, str(error)))
         self._deadline = deadline
         self._loop = asyncio.get_running_loop()
@@ -310,6 +309,7 @@ class AnswerState:
 
     origin: Origin
     max_deltas: int | None
+    streaming: bool = False  # an event stream (else a whole answer, or none yet): errors count its deltas
     done: bool = False
     cut: bool = False  # max_deltas reached
     progressed: bool = False
@@ -421,14 +421,13 @@ async def read_answer(
     closes the response.
     """
     state = AnswerState(origin, max_tokens)
-    in_stream = False
     try:
         body = Body(response, origin, deadline)
         streaming, block = await _open(response, body)
         if not streaming:
             yield await state.whole_text(block)
         else:
-            in_stream = True
+            state.streaming = True
             decoder = SSEDecoder()
             # stream=False: the texts, given as one at the end. One buffer, not a
             # list of deltas: a str per one-character delta costs 50 bytes or more.
@@ -467,9 +466,9 @@ async def read_answer(
             if held_size:
                 yield held.getvalue()
     except Expired:
-        raise deadline.error(origin, state.delta_count if in_stream else None) from None
+        raise deadline.error(origin, state.delta_count if state.streaming else None) from None
     except TRANSPORT_ERRORS as error:
-        raise errors.broke_off(origin, error, state.delta_count if in_stream else None) from None
+        raise errors.broke_off(origin, error, state.delta_count if state.streaming else None) from None
     except SSEError as error:
         raise errors.oversized_event(origin, error) from None
     except BodyError as error:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import gzip
+import random
 import time
 import weakref
 import zlib
@@ -143,6 +144,19 @@ async def test_a_timer_that_comes_due_between_waits_does_not_end_the_next_one(ca
     deadline.close()
 
 
+async def test_an_outside_cancel_of_a_wait_is_a_cancel(can_uncancel):
+    deadline = Deadline(0.05, None, 60)
+    await deadline.wait(asyncio.sleep(0))
+    await asyncio.sleep(0.1)  # the timer comes due between waits, with nothing waiting
+    deadline.progress()
+    task = asyncio.ensure_future(deadline.wait(asyncio.sleep(5)))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    deadline.close()
+
+
 async def test_a_closed_deadline_does_not_keep_the_callers_task_alive():
     # The loop holds a timer until it is due (minutes): a closed deadline's must not hold the call's state.
     async def call() -> None:
@@ -201,7 +215,8 @@ async def all_slices(body: Body) -> list[bytes]:
     ("gzip", gzip.compress), ("deflate", zlib.compress), ("", lambda data: data),
 ])
 async def test_a_body_is_decoded_in_slices_of_at_most_slice_bytes(encoding, compress):
-    text = bytes(range(256)) * 1000  # 256,000 bytes
+    # Four letters: it compresses to about a quarter, several reads, each decoding to more than a slice.
+    text = bytes(random.Random(7).choices(b"acgt", k=400_000))
     wire = compress(text)
     async with response_of(head_for(wire, encoding), wire) as response:
         body = Body(response, ORIGIN, Deadline(GUARD, None, GUARD))
@@ -291,7 +306,9 @@ async def test_decoding_a_large_ready_body_gives_the_loop_turns():
         other = asyncio.ensure_future(other_user())
         try:
             started = time.monotonic()
-            size = len(b"".join(await all_slices(Body(response, ORIGIN, Deadline(GUARD, None, GUARD)))))
+            # Well under a second of work: each turn given is a turn, not a pause (3 s is a hang).
+            slices = asyncio.wait_for(all_slices(Body(response, ORIGIN, Deadline(GUARD, None, GUARD))), 3)
+            size = len(b"".join(await slices))
             seconds = time.monotonic() - started
         finally:
             other.cancel()
@@ -455,6 +472,12 @@ async def test_held_text_past_the_bound_is_an_error(monkeypatch):
         "answer is longer than 5 characters, the most held for stream=False; stream it instead")
 
 
+async def test_held_text_is_bounded_across_reads(monkeypatch):
+    monkeypatch.setattr(answer, "MAX_ANSWER_SIZE", 2)  # "a", then "bc" in a read of its own
+    with pytest.raises(ResponseError, match="answer is longer than 2 characters"):
+        await stream_then(0.02, delta("bc"), hold=False, stream=False)
+
+
 async def test_held_text_up_to_the_bound_is_given(monkeypatch):
     monkeypatch.setattr(answer, "MAX_ANSWER_SIZE", 6)
     assert helpers.texts(await ask_raw(stream_of(delta("abc"), delta("def"), DONE), stream=False)) == ["abcdef"]
@@ -608,8 +631,8 @@ async def stream_then(pause: float, *events: bytes, repeat: int = 1, hold: bool 
 
 @pytest.mark.parametrize("keepalive", [b": ping\n\n", b"data: {}\n\n", b"data: not json\n\n"])
 async def test_events_without_a_part_of_an_answer_do_not_hold_the_gap_open(keepalive):
-    with pytest.raises(G4FTimeoutError) as caught:
-        await stream_then(0.03, keepalive, repeat=20, timeout=0.15)
+    with pytest.raises(G4FTimeoutError) as caught:  # keep-alives for 30 s, so the call must end on its own
+        await asyncio.wait_for(stream_then(0.03, keepalive, repeat=1000, timeout=0.15), 3)
     assert str(caught.value).endswith(": stream stalled for 0.15 s after 1 deltas")
 
 
