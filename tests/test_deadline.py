@@ -38,14 +38,15 @@ async def ask(base_url: str, **kwargs: Any) -> list:
 
 
 async def test_a_consumer_slower_than_the_gap_is_neither_cancelled_nor_timed_out(emulator):
-    # The whole answer arrives at once; the caller then takes longer than `timeout` per delta.
+    # The whole answer arrives at once; the caller then holds its first delta for three times `timeout`.
     emulator.fault = Fault(deltas=3)
-    agen = AutonomousAI.create_async_generator("llama", MESSAGES, base_url=emulator.base_url, timeout=0.2,
+    agen = AutonomousAI.create_async_generator("llama", MESSAGES, base_url=emulator.base_url, timeout=0.1,
                                                join_deltas=False)
     items = []
     async for item in agen:
+        if not items:
+            await asyncio.sleep(0.3)  # a cancel from the provider's timer would land here
         items.append(item)
-        await asyncio.sleep(0.4)  # a cancel from the provider's timer would land here
     assert helpers.text_of(items) == "tok tok tok "
 
 
