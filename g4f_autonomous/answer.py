@@ -27,9 +27,11 @@ import io
 import json
 import math
 from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
+from aiohttp import hdrs
 from aiohttp.http_exceptions import HttpProcessingError
 
 from . import errors, inflate, wire
@@ -112,22 +114,19 @@ class Deadline:
     :meth:`check` between the steps of their work.
     """
 
-    __slots__ = ("gap", "total", "default_total", "_loop", "_end", "_last", "_handle", "_task", "_waiting",
-                 "_expiry", "expired")
+    __slots__ = ("gap", "total", "default_total", "_loop", "_end", "_last", "_handle", "_task", "_outcome", "expired")
+    _task: asyncio.Task | None  # the task waiting, while one is (set by the first wait, which arms the timer)
 
-    def __init__(self, gap: float, total: float | None = None, *, default_total: float | None = None) -> None:
+    def __init__(self, gap: float, total: float | None, default_total: float) -> None:
         """``default_total`` applies when ``total`` is None: the error then names it as the default."""
         self._loop = asyncio.get_running_loop()
-        now = self._loop.time()
         self.gap = gap
-        self.default_total = default_total if not total else None
-        self.total = total or default_total
-        self._end = now + self.total if self.total else math.inf
-        self._last = now
+        self.total = total
+        self.default_total = default_total
+        self._last = self._loop.time()
+        self._end = self._last + (total or default_total)
         self._handle: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task | None = None
-        self._waiting = False
-        self._expiry: asyncio.Future | None = None  # Python 3.10 only: see _race
+        self._outcome: asyncio.Future | None = None  # Python 3.10 only: see _race
         self.expired = ""  # "gap" or "total" once it has run out
 
     def progress(self) -> None:
@@ -147,70 +146,77 @@ class Deadline:
         """Await ``awaitable``; raise :class:`Expired` if the deadline passes first."""
         if self._handle is None:
             self._handle = self._loop.call_at(self._due(), self._fire)
-        self._task = asyncio.current_task()
-        self._waiting = True
+        self._task = task = asyncio.current_task()
         try:
             if not CAN_UNCANCEL:
                 return await self._race(awaitable)
             return await awaitable
         except asyncio.CancelledError:
             # Our own cancel: undo it, unless somebody else cancelled too (then theirs wins).
-            if self.expired and CAN_UNCANCEL and self._task.uncancel() == 0:  # type: ignore[union-attr]
+            if self.expired and CAN_UNCANCEL and task.uncancel() == 0:  # type: ignore[union-attr]
                 raise Expired(self.expired) from None
             raise
         finally:
-            self._waiting = False
+            self._task = None
 
     async def _race(self, awaitable: Awaitable[T]) -> T:
         """Python 3.10: the timer ends the wait without cancelling the caller's task.
 
         Without Task.uncancel, a cancel from outside that lands next to the
         timer's own would be merged into it and lost; here only an outside
-        cancel cancels the caller's task. One task per wait, on 3.10 only.
+        cancel cancels the caller's task. One task per wait, on 3.10 only; it
+        settles the outcome itself, so the caller resumes one turn after the
+        awaitable ends, as on 3.11 (a turn more and aiohttp may have seen the
+        connection's end, and its reads raise before the bytes that came first).
         """
-        inner = asyncio.ensure_future(awaitable)
-        self._expiry = self._loop.create_future()
+        self._outcome = outcome = self._loop.create_future()
+        inner = asyncio.ensure_future(_settle(awaitable, outcome))
         try:
-            await asyncio.wait((inner, self._expiry), return_when=asyncio.FIRST_COMPLETED)
+            return await outcome
         finally:
-            pending = not inner.done()
-            if pending:
-                inner.cancel()
-        if pending:  # the wait ended without a cancel, and not by the awaitable: the timer ended it
-            raise Expired(self.expired)
-        return inner.result()
+            inner.cancel()
 
     def close(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
-            self._handle = None
 
     def _due(self) -> float:
         return min(self._last + self.gap, self._end)
 
     def _fire(self) -> None:
         self._handle = None
-        if not self._waiting or self._task is None:
+        task = self._task
+        if task is None:
             return  # the next wait re-arms
         due = self._due()
         if self._loop.time() < due:  # progress moved the deadline: sleep again
             self._handle = self._loop.call_at(due, self._fire)
             return
         self.expired = "total" if due == self._end else "gap"
-        if self._expiry is not None:
-            self._expiry.set_result(None)
-        else:
-            self._task.cancel()
+        if self._outcome is None:
+            task.cancel()
+        elif not self._outcome.done():
+            self._outcome.set_exception(Expired(self.expired))
 
     def error(self, origin: Origin, deltas: int | None = None) -> G4FTimeoutError:
         """g4f's TimeoutError once expired; ``deltas`` once the event stream had begun."""
-        if self.expired == "total" and self.default_total:
-            return errors.default_total_timeout(origin, self.default_total)
-        if self.expired == "total" and self.total:
+        if self.expired == "gap":
+            return errors.no_answer(origin, self.gap) if deltas is None else errors.stalled(origin, self.gap, deltas)
+        if self.total:
             return errors.total_timeout(origin, self.total)
-        if deltas is None:
-            return errors.no_answer(origin, self.gap)
-        return errors.stalled(origin, self.gap, deltas)
+        return errors.default_total_timeout(origin, self.default_total)
+
+
+async def _settle(awaitable: Awaitable[T], outcome: asyncio.Future) -> None:
+    """Await ``awaitable`` and give its result (or error) to ``outcome``, unless the deadline settled it first."""
+    try:
+        result = await awaitable
+    except Exception as error:
+        if not outcome.done():
+            outcome.set_exception(error)
+    else:
+        if not outcome.done():
+            outcome.set_result(result)
 
 
 class Body:
@@ -221,25 +227,26 @@ class Body:
     with the loop held. Here each step gives at most about SLICE bytes, the
     loop gets a turn between steps that needed no waiting, the deadline's
     clock is read at every step (its timer cannot fire while the loop is busy),
-    and the decoded total is capped at ``limit``.
+    and the decoded total is capped at MAX_DECODED_SIZE.
     """
 
-    __slots__ = ("origin", "size", "_read", "_decoder", "_refused", "_deadline", "_limit", "_loop", "_turn")
+    __slots__ = ("origin", "size", "_content", "_decoder", "_refused", "_deadline", "_loop", "_turn")
 
     def __init__(self, response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline | None = None) -> None:
         self.origin = origin
         self.size = 0  # decoded bytes so far
-        self._read = response.content.read
+        self._content = response.content
         self._refused: BodyError | None = None  # raised by the first read: an error status still gets named
         try:
-            self._decoder = inflate.decoder_for(response.headers.get("content-encoding"))
-        except inflate.UnsupportedEncoding as error:
-            self._decoder = None
+            self._decoder = inflate.decoder_for(response.headers.get(hdrs.CONTENT_ENCODING))
+        except inflate.UnsupportedEncoding as error:  # no decoder then: next() raises before it would use one
             self._refused = BodyError(errors.undecodable(origin, str(error)))
         self._deadline = deadline
-        self._limit = MAX_DECODED_SIZE
         self._loop = asyncio.get_running_loop()
         self._turn = self._loop.time()
+
+    async def _wait(self, read: Awaitable[bytes]) -> bytes:
+        return await (self._deadline.wait(read) if self._deadline is not None else read)
 
     async def next(self) -> bytes:
         """The next decoded slice; b"" at the end of the body."""
@@ -247,14 +254,16 @@ class Body:
             raise self._refused
         decoder = self._decoder
         while True:
-            if decoder is not None and decoder.pending:
-                block = self._decode(b"")  # from bytes already here: no wait, so the turn below matters
-            else:
-                read = self._read(READ_SIZE)
-                raw = await (self._deadline.wait(read) if self._deadline is not None else read)
+            raw = b""  # a decoder still pending decodes bytes already here: no wait, so the turn below matters
+            if decoder is None or not decoder.pending:
+                # Bytes already here are taken without a wait (on 3.10 a wait is a task, a turn later).
+                raw = self._content.read_nowait(READ_SIZE) or await self._wait(self._content.read(READ_SIZE))
                 if not raw:
                     return b""
-                block = raw if decoder is None else self._decode(raw)
+            try:
+                block = raw if decoder is None else decoder.feed(raw, SLICE)
+            except ValueError as error:  # a corrupt stream, worded by inflate
+                raise BodyError(errors.corrupt_body(self.origin, str(error))) from None
             now = self._deadline.check() if self._deadline is not None else self._loop.time()
             if now - self._turn >= TURN:
                 # Twice: timers that came due meanwhile (other users' wake-ups) are
@@ -264,16 +273,9 @@ class Body:
                 self._turn = self._loop.time()
             if block:
                 self.size += len(block)
-                if self.size > self._limit:
-                    raise BodyError(errors.body_too_large(self.origin, self._limit))
+                if self.size > MAX_DECODED_SIZE:
+                    raise BodyError(errors.body_too_large(self.origin, MAX_DECODED_SIZE))
                 return block
-
-    def _decode(self, raw: bytes) -> bytes:
-        assert self._decoder is not None
-        try:
-            return self._decoder.feed(raw, SLICE)
-        except ValueError as error:  # a corrupt stream, worded by inflate
-            raise BodyError(errors.corrupt_body(self.origin, str(error))) from None
 
 
 def load_json(text: str | bytes) -> Any:
@@ -294,6 +296,7 @@ class TooManyValues(Exception):
     """A JSON text holds more than MAX_JSON_VALUES values."""
 
 
+@dataclass(slots=True)
 class AnswerState:
     """What has been read of one answer so far: text seen, the end marker, finish reason, usage.
 
@@ -304,17 +307,15 @@ class AnswerState:
     the deadline's gap: empty events and keep-alives do not.
     """
 
-    __slots__ = ("origin", "done", "cut", "progressed", "delta_count", "max_deltas", "finish_reason", "usage")
-
-    def __init__(self, origin: Origin, max_deltas: int | None = None) -> None:
-        self.origin = origin
-        self.done = False
-        self.cut = False  # max_deltas reached
-        self.progressed = False
-        self.delta_count = 0
-        self.max_deltas = max_deltas
-        self.finish_reason: str | None = None
-        self.usage: dict[str, int] | None = None
+    origin: Origin
+    max_deltas: int | None
+    streaming: bool = False  # an event stream (else a whole answer, or none yet): errors count its deltas
+    done: bool = False
+    cut: bool = False  # max_deltas reached
+    progressed: bool = False
+    delta_count: int = 0
+    finish_reason: str | None = None
+    usage: dict[str, int] | None = None
 
     def texts(self, events: list[ServerSentEvent]) -> list[str]:
         """The text deltas of these events, up to ``[DONE]`` or ``max_deltas``."""
@@ -348,8 +349,8 @@ class AnswerState:
         except (ValueError, RecursionError):
             raise errors.not_json(self.origin, body[:errors.BODY_EXCERPT * 8].decode(errors="replace")) from None
         text = self._read(payload)
-        self.delta_count += bool(text)
-        if text and self.max_deltas is not None and self.delta_count >= self.max_deltas:
+        self.delta_count = int(bool(text))
+        if text and self.max_deltas == 1:  # g4f's client would stop after this one chunk
             self.finish_reason = "length"
         return text
 
@@ -388,11 +389,9 @@ class AnswerState:
             raise errors.reported(self.origin, chunk.error)
         if chunk.finish_reason:
             self.finish_reason = chunk.finish_reason
-            self.progressed = True
         if chunk.usage:
             self.usage = chunk.usage
-            self.progressed = True
-        if chunk.text or chunk.role:
+        if chunk.text or chunk.role or chunk.finish_reason or chunk.usage:
             self.progressed = True
         return chunk.text
 
@@ -409,8 +408,8 @@ def _error_event_text(data: str) -> Any:
 
 
 async def read_answer(
-    response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline, stream: bool, join: bool = False,
-    max_tokens: int | None = None,
+    response: aiohttp.ClientResponse, origin: Origin, deadline: Deadline, stream: bool, join: bool,
+    max_tokens: int | None,
 ) -> AsyncIterator[Any]:
     """The answer as str deltas (one str when not ``stream``), then FinishReason and Usage.
 
@@ -422,14 +421,13 @@ async def read_answer(
     closes the response.
     """
     state = AnswerState(origin, max_tokens)
-    in_stream = False
     try:
         body = Body(response, origin, deadline)
-        whole, block = await _open(response, body, origin, deadline)
-        if whole is not None:
-            yield await state.whole_text(whole)
+        streaming, block = await _open(response, body)
+        if not streaming:
+            yield await state.whole_text(block)
         else:
-            in_stream = True
+            state.streaming = True
             decoder = SSEDecoder()
             # stream=False: the texts, given as one at the end. One buffer, not a
             # list of deltas: a str per one-character delta costs 50 bytes or more.
@@ -440,21 +438,22 @@ async def read_answer(
                 texts = _texts(state, decoder, block)
                 # Nothing of this read may stay alive while the next one waits: with
                 # hundreds of open streams, a kept block and its events add up.
-                block = b""
+                del block
                 if state.progressed:  # some event carried a part of an answer (all with text do)
-                    if stream and join and len(texts) > 1:
-                        yield "".join(texts)
-                    elif stream:
-                        for text in texts:
-                            yield text
-                    elif texts:
+                    if not stream:
                         held_size += sum(map(len, texts))
                         if held_size > MAX_ANSWER_SIZE:
                             raise errors.text_too_long(origin, MAX_ANSWER_SIZE)
                         held.writelines(texts)
-                    texts = []
+                    elif join:
+                        if texts:
+                            yield "".join(texts)
+                    else:
+                        for text in texts:
+                            yield text
                     state.progressed = False
                     deadline.progress()  # after the consumer had the texts: its time is not the upstream's
+                del texts
                 if state.cut:
                     response.close()  # the rest is not wanted: the connection cannot be reused
                     break
@@ -467,9 +466,9 @@ async def read_answer(
             if held_size:
                 yield held.getvalue()
     except Expired:
-        raise deadline.error(origin, state.delta_count if in_stream else None) from None
+        raise deadline.error(origin, state.delta_count if state.streaming else None) from None
     except TRANSPORT_ERRORS as error:
-        raise errors.broke_off(origin, error, state.delta_count if in_stream else None) from None
+        raise errors.broke_off(origin, error, state.delta_count if state.streaming else None) from None
     except SSEError as error:
         raise errors.oversized_event(origin, error) from None
     except BodyError as error:
@@ -497,27 +496,24 @@ def _texts(state: AnswerState, decoder: SSEDecoder, block: bytes) -> list[str]:
     return texts
 
 
-async def _open(
-    response: aiohttp.ClientResponse, body: Body, origin: Origin, deadline: Deadline
-) -> tuple[bytes | None, bytes]:
-    """What the answer is: (a whole JSON body, b"") or (None, the first bytes of an event stream).
+async def _open(response: aiohttp.ClientResponse, body: Body) -> tuple[bool, bytes]:
+    """What the answer is: (True, the first bytes of an event stream) or (False, a whole JSON body).
 
     Anything else (an error status, a web page, garbage) raises its g4f error.
     A body declared an event stream, or starting like one, is read as events,
     whatever else its content type says.
     """
-    content_type = response.headers.get("content-type", "").lower()
     if response.status >= 300:
-        raise await _failure(response, body, origin, content_type, b"")
+        raise await _failure(response, body, b"")
     head = await body.next()
-    if content_type.startswith("text/event-stream") or wire.looks_like_events(head):
-        return None, head
-    if wire.looks_like_json(content_type, head):
+    if response.content_type == "text/event-stream" or wire.looks_like_events(head):
+        return True, head
+    if wire.looks_like_json(response.content_type, head):
         whole = await _read_body(body, MAX_ANSWER_SIZE + 1, head)  # one more: too large
         if len(whole) > MAX_ANSWER_SIZE:
-            raise errors.json_too_large(origin, MAX_ANSWER_SIZE)
-        return whole, b""
-    raise await _failure(response, body, origin, content_type, head)
+            raise errors.json_too_large(body.origin, MAX_ANSWER_SIZE)
+        return False, whole
+    raise await _failure(response, body, head)
 
 
 async def read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -541,9 +537,7 @@ async def _read_body(body: Body, limit: int, head: bytes) -> bytes:
     return bytes(buffer[:limit])
 
 
-async def _failure(
-    response: aiohttp.ClientResponse, body: Body, origin: Origin, content_type: str, head: bytes
-) -> Exception:
+async def _failure(response: aiohttp.ClientResponse, body: Body, head: bytes) -> Exception:
     """The g4f error for a status or body that is no answer, from the first ERROR_BODY_LIMIT bytes."""
     try:
         raw = await _read_body(body, ERROR_BODY_LIMIT, head)
@@ -552,7 +546,8 @@ async def _failure(
             raise
         raw = head  # an error status is named even when its body cannot be decoded
     text = raw.decode(errors="replace")
-    return errors.http_status(origin, response.status, content_type, text, response.headers.get("location"))
+    location = response.headers.get(hdrs.LOCATION)
+    return errors.http_status(body.origin, response.status, response.content_type, text, location)
 
 
 async def _finish_body(response: aiohttp.ClientResponse) -> None:

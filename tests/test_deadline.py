@@ -38,14 +38,15 @@ async def ask(base_url: str, **kwargs: Any) -> list:
 
 
 async def test_a_consumer_slower_than_the_gap_is_neither_cancelled_nor_timed_out(emulator):
-    # The whole answer arrives at once; the caller then takes longer than `timeout` per delta.
+    # The whole answer arrives at once; the caller then holds its first delta for three times `timeout`.
     emulator.fault = Fault(deltas=3)
-    agen = AutonomousAI.create_async_generator("llama", MESSAGES, base_url=emulator.base_url, timeout=0.2,
+    agen = AutonomousAI.create_async_generator("llama", MESSAGES, base_url=emulator.base_url, timeout=0.1,
                                                join_deltas=False)
     items = []
     async for item in agen:
+        if not items:
+            await asyncio.sleep(0.3)  # a cancel from the provider's timer would land here
         items.append(item)
-        await asyncio.sleep(0.4)  # a cancel from the provider's timer would land here
     assert helpers.text_of(items) == "tok tok tok "
 
 
@@ -112,7 +113,7 @@ async def test_an_outside_cancel_racing_the_deadline_stays_a_cancel(monkeypatch,
         pytest.skip("Task.uncancel is new in 3.11")
     monkeypatch.setattr(answer, "CAN_UNCANCEL", can_uncancel)
     loop = asyncio.get_running_loop()
-    deadline = answer.Deadline(0.05)
+    deadline = answer.Deadline(0.05, None, 60)
     task = asyncio.ensure_future(deadline.wait(asyncio.sleep(30)))
     await asyncio.sleep(0)  # the task is waiting; the deadline's timer is due in 0.05 s
     loop.call_later(0.06, task.cancel)
@@ -127,7 +128,7 @@ async def test_the_deadline_alone_ends_the_wait_and_leaves_the_task_usable(monke
     if can_uncancel and not answer.CAN_UNCANCEL:
         pytest.skip("Task.uncancel is new in 3.11")
     monkeypatch.setattr(answer, "CAN_UNCANCEL", can_uncancel)
-    deadline = answer.Deadline(0.05)
+    deadline = answer.Deadline(0.05, None, 60)
     with pytest.raises(answer.Expired, match="^gap$"):
         await deadline.wait(asyncio.sleep(30))
     deadline.close()
