@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from helpers import closed_port_url
 from offline import offline_env
+from prefetch import Prefetch
 
 from g4f_autonomous import cli
 from g4f_autonomous.conformance import check_answer
-from g4f_autonomous.emulator import Fault
+from g4f_autonomous.emulator import EmulatorThread, Fault
 from g4f_autonomous.probe import endpoint_models, probe_all
 
 REPO = Path(__file__).resolve().parent.parent
@@ -147,22 +148,29 @@ for url, args in json.loads(sys.argv[1]):
 """
 
 
-@pytest.fixture(scope="module")
-def live_runs(tmp_path_factory, _emulator_thread) -> dict[str, tuple[int, str]]:
+def live_runs_job(root: Path) -> dict[str, tuple[int, str]]:
     """Exit code and output of each run, by name: what a user of ``pytest -m live`` sees."""
-    _emulator_thread.reset()
-    # One request per endpoint and run, in turn: the "conforms" run is answered well, "differs" without [DONE].
-    _emulator_thread.emulator.next_faults.extend([Fault()] * len(endpoint_models()))
-    _emulator_thread.emulator.next_faults.extend([Fault(no_done=True)] * len(endpoint_models()))
-    runs = {"default": ("", ["--collect-only"]), "conforms": (_emulator_thread.base_url, ["-m", "live"]),
-            "differs": (_emulator_thread.base_url, ["-m", "live"]), "unreachable": (closed_port_url(), ["-m", "live"])}
-    env = offline_env(tmp_path_factory.mktemp("live"))
-    done = subprocess.run([sys.executable, "-c", LIVE_RUNS, json.dumps(list(runs.values()))], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
-    _emulator_thread.reset()
+    with EmulatorThread() as upstream:  # of its own: this runs ahead, while other tests use theirs
+        # One request per endpoint and run, in turn: the "conforms" run is answered well, "differs" without [DONE].
+        upstream.emulator.next_faults.extend([Fault()] * len(endpoint_models()))
+        upstream.emulator.next_faults.extend([Fault(no_done=True)] * len(endpoint_models()))
+        runs = {"default": ("", ["--collect-only"]), "conforms": (upstream.base_url, ["-m", "live"]),
+                "differs": (upstream.base_url, ["-m", "live"]), "unreachable": (closed_port_url(), ["-m", "live"])}
+        done = subprocess.run([sys.executable, "-c", LIVE_RUNS, json.dumps(list(runs.values()))], cwd=REPO,
+                              env=offline_env(root), capture_output=True, text=True, timeout=300)
     results = re.findall(r"(.*?)\n--- exit (\d+)\n", done.stdout, re.DOTALL)
     assert len(results) == len(runs), done.stdout + done.stderr
     return {name: (int(code), output) for name, (output, code) in zip(runs, results, strict=True)}
+
+
+def prefetch(jobs: Prefetch, root: Path) -> None:
+    """The live-test runs, ahead of their tests (see prefetch.py)."""
+    jobs.submit("conformance live runs", live_runs_job, root)
+
+
+@pytest.fixture(scope="module")
+def live_runs(prefetched) -> dict[str, tuple[int, str]]:
+    return prefetched.result("conformance live runs")
 
 
 def test_live_tests_pass_on_the_emulator(live_runs):
