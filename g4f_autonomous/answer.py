@@ -211,6 +211,10 @@ async def _settle(awaitable: Awaitable[T], outcome: asyncio.Future) -> None:
     """Await ``awaitable`` and give its result (or error) to ``outcome``, unless the deadline settled it first."""
     try:
         result = await awaitable
+    except asyncio.CancelledError:
+        # Ours (the caller went away) or the awaitable's own: either way the caller must not wait on.
+        outcome.cancel()
+        raise
     except Exception as error:
         if not outcome.done():
             outcome.set_exception(error)

@@ -86,6 +86,19 @@ def can_uncancel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     return request.param
 
 
+async def test_a_wait_whose_awaitable_is_cancelled_ends_at_once_as_a_cancel(can_uncancel):
+    # Not a timeout a gap later: what was waited for is gone (aiohttp cancels a read when its connection goes).
+    loop = asyncio.get_running_loop()
+    read = loop.create_future()
+    loop.call_later(0.01, read.cancel)
+    deadline = Deadline(5, None, 60)
+    start = loop.time()
+    with pytest.raises(asyncio.CancelledError):
+        await deadline.wait(read)
+    assert loop.time() - start < 1 and not deadline.expired
+    deadline.close()
+
+
 async def test_a_wait_gives_the_error_of_what_it_waited_for(can_uncancel):
     async def refused() -> None:
         await asyncio.sleep(0.01)
