@@ -71,6 +71,17 @@ def emulator_env(threaded_emulator: EmulatorThread, monkeypatch: pytest.MonkeyPa
     return threaded_emulator
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with jobs run ahead (see prefetch.py) go after the others, so that the worker has run
+    their jobs while the others kept pytest busy; tests marked ``alone`` go last, once no job is left."""
+    def order(item: pytest.Item) -> int:
+        if item.get_closest_marker("alone") is not None:
+            return 2
+        return int(hasattr(getattr(item, "module", None), "prefetch"))
+
+    items.sort(key=order)  # stable: each group keeps the order pytest collected it in
+
+
 @pytest.fixture(scope="session")
 def prefetched(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefetch]:
     """The session's :class:`prefetch.Prefetch`, holding the jobs of every module that defines ``prefetch``."""
@@ -88,3 +99,13 @@ def prefetched(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 @pytest.fixture(scope="session", autouse=True)
 def _prefetch_at_start(prefetched: Prefetch) -> None:
     """Submit every module's jobs before the first test runs (see prefetch.py)."""
+
+
+@pytest.fixture(autouse=True)
+def _alone(request: pytest.FixtureRequest, prefetched: Prefetch) -> Iterator[None]:
+    """A test marked ``alone`` runs with the prefetch worker paused."""
+    if request.node.get_closest_marker("alone") is None:
+        yield
+        return
+    with prefetched.paused():
+        yield

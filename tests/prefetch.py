@@ -16,8 +16,10 @@ rewrite g4f's packaged providers.json that test_guest compares).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -25,11 +27,24 @@ class Prefetch:
     def __init__(self) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
         self._jobs: dict[str, tuple[Callable[[], Any], concurrent.futures.Future]] = {}
+        self._running = threading.Lock()  # held by the worker through each job, and by paused()
 
     def submit(self, key: str, job: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         assert key not in self._jobs, key
         call = functools.partial(job, *args, **kwargs)
-        self._jobs[key] = (call, self._pool.submit(call))
+        self._jobs[key] = (call, self._pool.submit(self._run, call))
+
+    def _run(self, call: Callable[[], Any]) -> Any:
+        with self._running:
+            return call()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No job runs in the worker meanwhile (the one running ends first): for a test that
+        measures what this process holds (memory, descriptors, objects), which a job's own
+        allocations, pipes and emulator would change."""
+        with self._running:
+            yield
 
     def result(self, key: str) -> Any:
         call, future = self._jobs[key]

@@ -707,6 +707,7 @@ async def answer_items(base_url: str) -> AsyncIterator[Any]:
             return
 
 
+@pytest.mark.alone
 async def test_the_events_of_one_read_are_not_all_alive_at_once():
     # 16 KiB of the smallest events in one read are decoded FEED_SIZE bytes at a time: about 400 events alive
     # at once, not 1,600 (objects the garbage collector tracks: 1,600 alive at once brought a full collection

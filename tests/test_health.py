@@ -125,6 +125,7 @@ async def test_health_decodes_a_compressed_page(odd_server):
                       "error": "Cloudflare challenge page"}
 
 
+@pytest.mark.alone
 async def test_health_of_a_gzip_bomb_is_read_in_bounded_slices(odd_server):
     # 256 MiB of zeros in 256 KiB: aiohttp inflated each read whole, megabytes at a time.
     tracemalloc.start()

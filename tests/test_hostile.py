@@ -44,6 +44,7 @@ def chat_url(emulator: Emulator) -> str:
 # --- bounded memory ---------------------------------------------------------
 
 
+@pytest.mark.alone
 async def test_endless_error_body_is_read_up_to_the_cap_then_closed(emulator):
     error, peak = await helpers.traced_peak(ask(emulator, Fault(status=500, endless_body=True, content_type="text/plain")), G4FError)
     assert type(error) is ResponseStatusError
@@ -52,6 +53,7 @@ async def test_endless_error_body_is_read_up_to_the_cap_then_closed(emulator):
     assert await until(lambda: emulator.open_streams == 0)
 
 
+@pytest.mark.alone
 async def test_gzip_bomb_is_bounded_by_decoded_bytes(emulator):
     # 256 MiB of zeros in about 256 KiB of gzip: the cap counts what it inflates to.
     fault = Fault(status=429, gzip_bomb_mib=256, content_type="text/plain")

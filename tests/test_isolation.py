@@ -164,6 +164,7 @@ def _gzip(data: bytes) -> bytes:
 
 # --- memory within a small multiple of the caps --------------------------------------
 
+@pytest.mark.alone
 async def test_whole_json_answer_of_empty_objects_is_refused_before_it_is_built(emulator):
     # 30 MB of {"x":[{},{},...]}: json.loads would build 10 M dicts, +800 MiB.
     error, peak = await helpers.traced_peak(ask(emulator, Fault(wide_json_bytes=30_000_000)), ResponseError)
@@ -172,6 +173,7 @@ async def test_whole_json_answer_of_empty_objects_is_refused_before_it_is_built(
     assert peak < 160 * 2**20  # the body, as bytes and as text, and no more
 
 
+@pytest.mark.alone
 async def test_event_of_empty_objects_is_refused_before_it_is_built(emulator):
     error, peak = await helpers.traced_peak(ask(emulator, Fault(wide_json_bytes=3_000_000, wide_json_event=True)), ResponseError)
     assert str(error) == (f"{emulator.base_url}/chat: an event holds more than {answer.MAX_JSON_VALUES} "
@@ -179,6 +181,7 @@ async def test_event_of_empty_objects_is_refused_before_it_is_built(emulator):
     assert peak < 40 * 2**20
 
 
+@pytest.mark.alone
 async def test_stream_false_holds_one_character_deltas_compactly(emulator):
     # 200,000 deltas of one character each: a str per delta held ~17 MB more than now (16.5 MiB peak in all).
     fault = Fault(filler_events=200_000, filler=TEXT_EVENT)

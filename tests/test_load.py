@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import ask, on_an_emulator, text_of
 from offline import offline_env
 from polling import until
@@ -50,6 +51,7 @@ async def test_200_concurrent_streams_in_one_loop_each_exact(emulator):
     assert emulator.open_streams == 0
 
 
+@pytest.mark.alone
 async def test_2000_sequential_requests_keep_fds_and_memory_flat(emulator):
     async def run(count: int, offset: int) -> None:
         for index in range(offset, offset + count):

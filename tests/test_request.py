@@ -57,6 +57,7 @@ def test_headers_without_extras_are_shared_and_bad_ones_still_fail():
         headers_for({"Host": "internal.example"})
 
 
+@pytest.mark.alone
 def test_callers_header_values_do_not_outlive_the_call():
     gc.collect()
     tracemalloc.start()
