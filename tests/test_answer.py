@@ -303,7 +303,9 @@ async def test_a_silent_body_is_ended_by_the_deadline():
         deadline.close()
 
 
-async def test_decoding_a_large_ready_body_gives_the_loop_turns():
+async def test_decoding_a_large_ready_body_gives_the_loop_turns(monkeypatch):
+    # A turn every millisecond of work, so that even a fast machine takes dozens of them.
+    monkeypatch.setattr(answer, "TURN", 0.001)
     text = b"x" * (8 * 2**20)
     wire = gzip.compress(text)
     turns = 0
