@@ -21,12 +21,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from raw_server import BODY, HEADERS, OK_ANSWER, content_length, post_and_read
 
 from g4f_autonomous import session as pool
 
-OK_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
-BODY = b'{"messages": [{"role": "user", "content": "hi"}]}'
-HEADERS = {"content-type": "application/json"}
 # How long an upstream keeps a request it took before it dies: past the resend window (0.25 s), and
 # exactly so, since the client's clock starts before the request is written and the server's after.
 HOLD = 0.35
@@ -101,9 +99,7 @@ class Upstream:
                         self.close_idle(number, reset=self._close_on_arrival.pop(number))
                         self.after_close.append(number)
                         return  # a FIN, then (the rest of the request unread) a reset
-                    lines = head.decode("latin-1").lower().split("\r\n")
-                    length = next(int(line.split(":", 1)[1]) for line in lines if line.startswith("content-length:"))
-                    await reader.readexactly(length)
+                    await reader.readexactly(content_length(head))
                 except asyncio.IncompleteReadError as error:
                     if error.partial and number in self._closing:
                         self.after_close.append(number)
@@ -150,18 +146,6 @@ async def upstreams(count: int) -> AsyncIterator[list[Upstream]]:
         await pool.close_pooled_session()
         for server in servers:
             await server.stop()
-
-
-async def post_and_read(url: str, body: bytes = BODY) -> bytes:
-    """One POST through ``pool.post``, its answer read whole, within 10 s (a hang fails the test)."""
-    async def exchange() -> bytes:
-        response = await pool.post(url, body=body, headers=HEADERS)
-        try:
-            return await response.read()
-        finally:
-            response.release()
-
-    return await asyncio.wait_for(exchange(), 10)
 
 
 # --- the rule alone ---------------------------------------------------------------

@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from helpers import ClockAheadLoop, ask, text_of
 from polling import until
+from raw_server import BODY, HEADERS, OK_ANSWER, content_length, post_and_read, read_request
 
 from g4f_autonomous import session as pool
 from g4f_autonomous import wire
@@ -25,8 +26,6 @@ from g4f_autonomous.emulator import Emulator
 from g4f_autonomous.inflate import ACCEPT_ENCODING
 
 MESSAGES = [{"role": "user", "content": "hi"}]
-BODY = wire.build_body("llama", wire.encode_messages(MESSAGES), "thread-1", True)
-HEADERS = wire.build_headers()
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts sockets through /proc")
 
@@ -58,18 +57,6 @@ def local_ports_to(port: int) -> list[int]:
 
 def sockets_to(port: int) -> int:
     return len(local_ports_to(port))
-
-
-async def post_and_read(url: str, body: bytes = BODY) -> bytes:
-    """One POST through ``pool.post``, its answer read whole, within 10 s (a hang fails the test)."""
-    async def exchange() -> bytes:
-        response = await pool.post(url, body=body, headers=HEADERS)
-        try:
-            return await response.read()
-        finally:
-            response.release()
-
-    return await asyncio.wait_for(exchange(), 10)
 
 
 # --- loops closed by hand ---------------------------------------------------
@@ -222,7 +209,6 @@ async def test_sequential_posts_racing_the_servers_idle_close_all_succeed():
 
 # --- the retry rules, against a server written by hand ------------------------
 
-OK_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
 GZIPPED_OK = gzip.compress(b"ok")
 # Answers that keep the connection, by action name.
 ANSWERS = {
@@ -271,10 +257,8 @@ class ScriptedServer:
                     head = await reader.readuntil(b"\r\n\r\n")
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return  # the client closed its idle connection
-                lines = head.decode("latin-1").lower().split("\r\n")
-                length = next(int(line.split(":", 1)[1]) for line in lines if line.startswith("content-length:"))
                 self.heads.append(head)
-                self.requests.append((number, await reader.readexactly(length)))
+                self.requests.append((number, await reader.readexactly(content_length(head))))
                 action = self.script.popleft() if self.script else "answer"
                 if action in ANSWERS:
                     writer.write(ANSWERS[action])
@@ -403,8 +387,7 @@ async def test_concurrent_requests_are_not_capped():
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal arrived
-        head = await reader.readuntil(b"\r\n\r\n")
-        await reader.readexactly(int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]))
+        await read_request(reader)
         arrived += 1
         if arrived == count:
             everyone.set()
