@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ import g4f.debug  # noqa: E402
 
 g4f.debug.version_check = False
 
+import g4f_autonomous_autoload as autoload  # noqa: E402
 from g4f_autonomous.emulator import Emulator, EmulatorThread  # noqa: E402
 
 
@@ -109,3 +111,15 @@ def _alone(request: pytest.FixtureRequest, prefetched: Prefetch) -> Iterator[Non
         return
     with prefetched.paused():
         yield
+
+
+@pytest.fixture
+def watched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh importable module name, for the start-up hook to watch; forgotten again afterwards."""
+    name = f"watched_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text("VALUE = 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    sys.modules.pop(name, None)
+    autoload._callbacks.pop(name, None)
+    autoload._executed.pop(name, None)

@@ -196,17 +196,6 @@ def test_g4f_gui_command_offers_it(tmp_path):
 # --- the hook itself, in this process ------------------------------------------
 
 
-@pytest.fixture
-def watched(tmp_path, monkeypatch):
-    """A fresh importable module name, removed again afterwards."""
-    name = f"autoload_watched_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text("VALUE = 42\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield name
-    sys.modules.pop(name, None)
-    autoload._callbacks.pop(name, None)
-
-
 def test_callback_runs_when_watched_module_is_imported(watched):
     seen = []
     autoload.when_imported(watched, seen.append)

@@ -129,18 +129,6 @@ def test_when_imported_from_many_threads_adds_one_finder_and_keeps_every_callbac
     assert races == 0
 
 
-@pytest.fixture
-def watched(tmp_path, monkeypatch):
-    """A fresh importable module name, removed again afterwards."""
-    name = f"layers_watched_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text("VALUE = 42\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield name
-    sys.modules.pop(name, None)
-    autoload._callbacks.pop(name, None)
-    autoload._executed.pop(name, None)
-
-
 def test_a_callback_asked_for_while_the_module_notifies_runs_at_once(watched):
     """What the start-up hook does: its callback imports the package, which asks to be told about g4f."""
     seen = []
